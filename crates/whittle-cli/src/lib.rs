@@ -1,0 +1,40 @@
+//! The `whittle` command line, as a library so the end-to-end tests can run the same code
+//! as a binary of their own.
+//!
+//! Exit codes: 0 success, 1 error (one line naming the file and the problem on stderr),
+//! 2 usage error (from clap). A panic is a bug.
+pub mod cmd;
+pub mod output;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "whittle", version, about = "Make ONNX models smaller and faster, and prove they are still right")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's inputs, outputs, opsets, ops, parameters, weight bytes and MACs.
+    Inspect(cmd::inspect::InspectArgs),
+    /// Load a model and write it back, optionally moving tensor data to or from external files.
+    Convert(cmd::convert::ConvertArgs),
+}
+
+/// Parses the process arguments, runs the command and returns the exit code.
+pub fn main_exit_code() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Convert(args) => cmd::convert::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", output::error_chain(&e));
+            std::process::ExitCode::from(1)
+        }
+    }
+}

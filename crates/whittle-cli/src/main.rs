@@ -1,0 +1,5 @@
+//! `whittle`: inspect, clean up, compress and verify ONNX models.
+
+fn main() -> std::process::ExitCode {
+    whittle_cli::main_exit_code()
+}

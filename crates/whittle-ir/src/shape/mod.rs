@@ -1,0 +1,1 @@
+//! Static shape propagation (being written).

@@ -1,0 +1,226 @@
+//! The onnxruntime backend (cargo feature `ort`, on by default), through the `ort` crate
+//! with `load-dynamic`: nothing is linked or downloaded at build time; the user's
+//! `libonnxruntime` (≥ 1.31, the `api-31` floor) is loaded at run time.
+//!
+//! Invariants:
+//! - One library and one environment per process (an onnxruntime rule): the first
+//!   successful [`OrtBackend::new`] loads the library and builds the environment; later
+//!   calls with the same library reuse it, a different library is an error. A failed
+//!   attempt leaves nothing behind, so a later call with a good path still works.
+//! - No `ort` function is called before the library is loaded: `ort` would otherwise fall
+//!   back to `ORT_DYLIB_PATH` and panic when that fails.
+//! - Threads: `intra_threads` is handed to onnxruntime's intra-op pool (0 = onnxruntime's
+//!   default, one per physical core). A session runs one call at a time (`ort` needs
+//!   `&mut Session`), so concurrent `run` calls on one loaded model queue up.
+
+mod convert;
+pub mod discover;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::environment::Environment;
+use ort::session::Session;
+
+use crate::backend::{Backend, BackendError, InputFact, LoadedModel, error_chain, order_inputs};
+use crate::tensor::NamedTensor;
+
+pub use discover::{ORT_LIB_ENV, find_ort_library};
+
+const NAME: &str = "ort";
+
+/// How to find the library and how many threads a session may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrtOptions {
+    /// Library file or folder; `None` = `WHITTLE_ORT_LIB`, then discovery (see [`discover`]).
+    pub library: Option<PathBuf>,
+    /// onnxruntime intra-op threads per session; 0 = onnxruntime's default. Default 1.
+    pub intra_threads: usize,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        OrtOptions {
+            library: None,
+            intra_threads: 1,
+        }
+    }
+}
+
+/// The process-wide (library path, environment), set once.
+static ENVIRONMENT: OnceLock<(PathBuf, Environment)> = OnceLock::new();
+/// Serialises load attempts so two threads never race to load different libraries.
+static INIT_LOCK: Mutex<()> = Mutex::new(());
+
+fn environment(library: &Path) -> Result<Environment, BackendError> {
+    let canonical = library
+        .canonicalize()
+        .unwrap_or_else(|_| library.to_path_buf());
+    let _guard = INIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((loaded, env)) = ENVIRONMENT.get() {
+        return if *loaded == canonical {
+            Ok(env.clone())
+        } else {
+            Err(BackendError::OrtLibrary(format!(
+                "onnxruntime is already loaded from {} in this process; cannot also load {} \
+                 (one library per process)",
+                loaded.display(),
+                canonical.display()
+            )))
+        };
+    }
+    let builder = ort::init_from(&canonical).map_err(|e| {
+        BackendError::OrtLibrary(format!(
+            "cannot load {}: {}\npoint to a libonnxruntime >= 1.31 with --ort-lib PATH or {ORT_LIB_ENV}",
+            canonical.display(),
+            error_chain(&e)
+        ))
+    })?;
+    let env = builder.with_name("whittle").build().map_err(|e| {
+        BackendError::OrtLibrary(format!(
+            "loaded {} but cannot create an environment: {}",
+            canonical.display(),
+            error_chain(&e)
+        ))
+    })?;
+    // Cannot fail: INIT_LOCK is held and ENVIRONMENT was empty.
+    let _ = ENVIRONMENT.set((canonical, env.clone()));
+    Ok(env)
+}
+
+/// onnxruntime through a run-time-loaded library.
+#[derive(Clone)]
+pub struct OrtBackend {
+    library: PathBuf,
+    env: Environment,
+    intra_threads: usize,
+}
+
+impl std::fmt::Debug for OrtBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtBackend")
+            .field("library", &self.library)
+            .field("intra_threads", &self.intra_threads)
+            .finish()
+    }
+}
+
+impl OrtBackend {
+    /// Finds and loads the library (once per process) and prepares the environment.
+    pub fn new(options: &OrtOptions) -> Result<Self, BackendError> {
+        let library = find_ort_library(options.library.as_deref())?;
+        let env = environment(&library)?;
+        let library = ENVIRONMENT
+            .get()
+            .map_or(library, |(path, _)| path.clone());
+        Ok(OrtBackend {
+            library,
+            env,
+            intra_threads: options.intra_threads,
+        })
+    }
+
+    /// The library file in use (canonical path).
+    pub fn library_path(&self) -> &Path {
+        &self.library
+    }
+}
+
+impl Backend for OrtBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// onnxruntime takes shapes from the tensors at run time; `inputs` only has to name
+    /// real inputs.
+    fn load(
+        &self,
+        model_path: &Path,
+        inputs: &[InputFact],
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let load_err = |e: ort::Error| BackendError::Load {
+            backend: NAME,
+            path: model_path.to_path_buf(),
+            detail: error_chain(&e),
+            node: None,
+            op: None,
+        };
+        let mut builder = Session::builder(&self.env)
+            .map_err(load_err)?
+            .with_intra_threads(self.intra_threads)
+            .map_err(|e| load_err(e.into()))?;
+        let session = builder.commit_from_file(model_path).map_err(load_err)?;
+        let input_names: Vec<String> =
+            session.inputs().iter().map(|o| o.name().to_string()).collect();
+        let output_names: Vec<String> =
+            session.outputs().iter().map(|o| o.name().to_string()).collect();
+        if let Some(unknown) = inputs.iter().find(|f| !input_names.contains(&f.name)) {
+            return Err(BackendError::UnknownInput {
+                backend: NAME,
+                path: model_path.to_path_buf(),
+                input: unknown.name.clone(),
+                inputs: input_names,
+            });
+        }
+        Ok(Box::new(OrtModel {
+            path: model_path.to_path_buf(),
+            session: Mutex::new(session),
+            input_names,
+            output_names,
+        }))
+    }
+}
+
+struct OrtModel {
+    path: PathBuf,
+    session: Mutex<Session>,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+}
+
+impl LoadedModel for OrtModel {
+    fn backend_name(&self) -> &'static str {
+        NAME
+    }
+    fn model_path(&self) -> &Path {
+        &self.path
+    }
+    fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    fn run(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>, BackendError> {
+        let ordered = order_inputs(NAME, &self.path, &self.input_names, inputs)?;
+        let run_err = |detail: String| BackendError::Run {
+            backend: NAME,
+            path: self.path.clone(),
+            detail,
+        };
+        let mut values = Vec::with_capacity(ordered.len());
+        for (name, tensor) in self.input_names.iter().zip(ordered) {
+            let value = convert::to_ort(tensor)
+                .map_err(|e| run_err(format!("input \"{name}\": {}", error_chain(&e))))?;
+            values.push((name.clone(), value));
+        }
+        // A panic while holding the lock cannot leave the session half-updated in a way we
+        // rely on, so a poisoned lock is taken over rather than propagated as a panic.
+        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let outputs = session
+            .run(values)
+            .map_err(|e| run_err(error_chain(&e)))?;
+        self.output_names
+            .iter()
+            .map(|name| {
+                let value = outputs
+                    .get(name.as_str())
+                    .ok_or_else(|| run_err(format!("output \"{name}\" missing from the results")))?;
+                let tensor = convert::from_ort(value)
+                    .map_err(|detail| run_err(format!("output \"{name}\": {detail}")))?;
+                Ok((name.clone(), tensor))
+            })
+            .collect()
+    }
+}
