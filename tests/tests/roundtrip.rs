@@ -51,3 +51,53 @@ fn save_keeps_external_layout_byte_identical() {
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
+
+#[test]
+fn tensor_bytes_are_slices_of_the_source_buffer() {
+    let src = whittle_tests::fixture("digits_cnn.onnx");
+    let buf = bytes::Bytes::from(std::fs::read(&src).unwrap());
+    let range = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+    let model = Model::decode(buf.clone(), None, &src).unwrap();
+    let raw: Vec<_> = model
+        .graph
+        .initializers
+        .iter()
+        .filter_map(|t| t.proto.raw_data.as_ref())
+        .collect();
+    assert!(raw.len() >= 4);
+    for r in raw {
+        assert!(range.contains(&(r.as_ptr() as usize)), "raw_data was copied");
+    }
+}
+
+#[test]
+fn canonical_text_snapshots() {
+    for path in fixture_models() {
+        let model = Model::load(&path).unwrap();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        insta::assert_snapshot!(format!("text_{name}"), whittle_ir::text::model_to_text(&model));
+    }
+}
+
+#[test]
+fn every_fixture_verifies() {
+    for path in fixture_models() {
+        let model = Model::load(&path).unwrap();
+        whittle_ir::verify::verify(&model).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+}
+
+#[test]
+fn every_dtype_reads_the_same_from_raw_and_typed_fields() {
+    let model = Model::load(&whittle_tests::fixture("dtype_zoo.onnx")).unwrap();
+    let mut pairs = 0;
+    for t in model.graph.initializers.iter().filter(|t| t.name().ends_with("_raw")) {
+        let typed_name = t.name().replace("_raw", "_typed");
+        let typed = model.graph.initializer(&typed_name).unwrap();
+        assert_eq!(t.storage(), whittle_ir::Storage::Raw);
+        assert_eq!(typed.storage(), whittle_ir::Storage::Typed, "{typed_name}");
+        assert_eq!(t.le_bytes().unwrap(), typed.le_bytes().unwrap(), "{typed_name}");
+        pairs += 1;
+    }
+    assert!(pairs >= 27, "only {pairs} dtype pairs");
+}

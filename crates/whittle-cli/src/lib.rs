@@ -21,6 +21,8 @@ enum Command {
     Inspect(cmd::inspect::InspectArgs),
     /// Load a model and write it back, optionally moving tensor data to or from external files.
     Convert(cmd::convert::ConvertArgs),
+    /// Clean a model up: fold constants and BatchNorm, remove dead code and no-op nodes.
+    Optimize(cmd::optimize::OptimizeArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -29,6 +31,7 @@ pub fn main_exit_code() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
+        Command::Optimize(args) => cmd::optimize::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -211,6 +211,13 @@ fn stage(path: &Path, write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Resu
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(write_err(path))?;
+    // tempfile creates 0600 files; a model is an ordinary file (0644), or keeps the mode of
+    // the file it replaces.
+    let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::Permissions::from_mode(0o644)
+    });
+    tmp.as_file().set_permissions(mode).map_err(write_err(path))?;
     write(tmp.as_file_mut()).map_err(write_err(path))?;
     tmp.as_file_mut().flush().map_err(write_err(path))?;
     tmp.as_file().sync_all().map_err(write_err(path))?;

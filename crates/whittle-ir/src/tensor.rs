@@ -245,6 +245,25 @@ fn typed_to_le(p: &TensorProto, bits: u64) -> Vec<u8> {
             out.extend_from_slice(&x.to_le_bytes());
         }
     }
+    if bits == 6 {
+        // 6-bit floats are stored one element per entry; raw form packs 4 into 3 bytes,
+        // LSB first.
+        let mut acc = 0u32;
+        let mut nbits = 0;
+        for x in &p.int32_data {
+            acc |= ((*x as u32) & 0x3f) << nbits;
+            nbits += 6;
+            while nbits >= 8 {
+                out.push(acc as u8);
+                acc >>= 8;
+                nbits -= 8;
+            }
+        }
+        if nbits > 0 {
+            out.push(acc as u8);
+        }
+        return out;
+    }
     for x in &p.int32_data {
         match bits {
             32 => out.extend_from_slice(&x.to_le_bytes()),

@@ -63,17 +63,22 @@ impl Checker {
             (_, None) if t.dtype().0 == crate::DataType::STRING.0 => {
                 let n = t.num_elements();
                 (n != Some(t.proto.string_data.len() as u64)).then(|| {
-                    format!("holds {} strings for dims {:?}", t.proto.string_data.len(), t.dims())
+                    format!(
+                        "tensor {:?} holds {} strings for dims {:?}",
+                        t.name(),
+                        t.proto.string_data.len(),
+                        t.dims()
+                    )
                 })
             }
             (Storage::Empty, _) if t.num_elements() != Some(0) => {
-                Some(format!("has dims {:?} but no data", t.dims()))
+                Some(format!("tensor {:?} has dims {:?} but no data", t.name(), t.dims()))
             }
             (Storage::Empty, _) => None,
             _ => t.le_bytes().err().map(|e| e.to_string()),
         };
         if let Some(p) = problem {
-            self.problems.push(format!("{where_}: tensor {:?} {p}", t.name()));
+            self.problems.push(format!("{where_}: {p}"));
         }
     }
 

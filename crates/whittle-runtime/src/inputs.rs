@@ -280,7 +280,7 @@ pub fn seeded_tensor(
     };
     let n = element_count(shape).ok_or_else(too_large)?;
     let mut rng = SplitMix64::new(seed ^ fnv1a(name.as_bytes()));
-    let mut ints = |rng: &mut SplitMix64| rng.below(SEEDED_INT_END);
+    let ints = |rng: &mut SplitMix64| rng.below(SEEDED_INT_END);
     let data = match dtype {
         DType::F16 => TensorData::F16(
             (0..n)

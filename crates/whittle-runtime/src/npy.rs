@@ -58,6 +58,7 @@ fn parse_descr(d: &str) -> NpyResult<(DType, bool)> {
     Ok((dtype, big))
 }
 
+#[derive(Debug)]
 struct Header {
     dtype: DType,
     big_endian: bool,
@@ -97,7 +98,7 @@ fn split_header(bytes: &[u8]) -> NpyResult<(&str, &[u8])> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (missing \\x93NUMPY magic)".into());
     }
-    let (len, start) = match bytes[6] {
+    let (len, start): (usize, usize) = match bytes[6] {
         1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
         2 | 3 if bytes.len() >= 12 => {
             let n = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);

@@ -19,7 +19,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::transform::get_transform;
 
 use crate::backend::{Backend, BackendError, InputFact, LoadedModel, order_inputs};
-use crate::tensor::{DType, HostTensor, NamedTensor, TensorData, element_count, for_each_variant};
+use crate::tensor::{DType, HostTensor, NamedTensor, TensorData, for_each_variant};
 
 const NAME: &str = "tract";
 
@@ -125,7 +125,7 @@ fn load(path: &Path, facts: &[InputFact]) -> Result<TractModel, LoadFailure> {
         .map_err(LoadFailure::Ready)?;
     let typed = if uses_f16(&typed) {
         let transform = get_transform("f16_to_f32")?
-            .ok_or_else(|| format_err!("tract has no f16_to_f32 transform"))?;
+            .ok_or_else(|| TractError::msg("tract has no f16_to_f32 transform"))?;
         transform.transform_into(typed)?
     } else {
         typed
@@ -240,10 +240,10 @@ fn to_tract(t: &HostTensor) -> TractResult<Tensor> {
 
 fn from_tract(t: &Tensor) -> TractResult<HostTensor> {
     let shape = t.shape().to_vec();
-    let n = element_count(&shape).ok_or_else(|| format_err!("shape {shape:?} overflows"))?;
+    let plain = t.try_as_plain_ram()?;
     macro_rules! take {
         ($variant:ident, $ty:ty) => {
-            TensorData::$variant(t.as_slice::<$ty>()?.iter().take(n).copied().collect())
+            TensorData::$variant(plain.as_slice::<$ty>()?.to_vec())
         };
     }
     let data = match t.datum_type() {
@@ -259,9 +259,13 @@ fn from_tract(t: &Tensor) -> TractResult<HostTensor> {
         DatumType::U32 => take!(U32, u32),
         DatumType::U64 => take!(U64, u64),
         DatumType::Bool => take!(Bool, bool),
-        other => bail!("output dtype {other:?} is not supported by whittle-runtime"),
+        other => {
+            return Err(TractError::msg(format!(
+                "dtype {other:?} is not supported by whittle-runtime"
+            )));
+        }
     };
-    HostTensor::new(shape, data).map_err(|e| format_err!("{e}"))
+    HostTensor::new(shape, data).map_err(|e| TractError::msg(e.to_string()))
 }
 
 impl TractModel {

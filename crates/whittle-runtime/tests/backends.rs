@@ -149,6 +149,7 @@ mod with_ort {
         let inputs = seeded(&gemm_specs(), &["batch=3"], SEED);
         let (t, o) = both(&ort, "gemm_relu.onnx", &inputs);
         assert_eq!(t[0].1.shape(), &[3, 3]);
+        eprintln!("gemm tract {:?}\ngemm ort   {:?}", t[0].1.to_f32_vec(), o[0].1.to_f32_vec());
         assert_close("gemm_relu", &t, &o, 1e-5);
     }
 
@@ -158,6 +159,7 @@ mod with_ort {
         let specs = [spec("x", DType::F16, vec![Dim::Fixed(1), Dim::Fixed(8)])];
         let inputs = seeded(&specs, &[], SEED);
         let (t, o) = both(&ort, "f16_matmul.onnx", &inputs);
+        eprintln!("f16 tract {:?}\nf16 ort   {:?}", t[0].1.to_f32_vec(), o[0].1.to_f32_vec());
         assert_eq!(t[0].1.dtype(), DType::F16);
         // tract computes in f32 after f16_to_f32 and rounds once at the end; onnxruntime
         // rounds after MatMul and after Add: they may differ by an f16 rounding step
@@ -222,6 +224,7 @@ mod with_ort {
             intra_threads: 1,
         };
         let text = OrtBackend::new(&options).unwrap_err().to_string();
+        eprintln!("{text}");
         assert!(text.contains("/nonexistent/dir/libonnxruntime.so.1.32.0: no such file"), "{text}");
         assert!(text.contains("--ort-lib PATH"), "{text}");
         assert!(text.contains("WHITTLE_ORT_LIB"), "{text}");
@@ -236,6 +239,7 @@ mod with_ort {
             intra_threads: 1,
         };
         let text = OrtBackend::new(&options).unwrap_err().to_string();
+        eprintln!("{text}");
         assert!(text.contains("gemm_relu.onnx"), "{text}");
         if let Ok(lib) = whittle_runtime::ort_backend::find_ort_library(None) {
             let good = OrtOptions {

@@ -1,0 +1,1 @@
+//! Opset conversion (being written).

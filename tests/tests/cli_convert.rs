@@ -1,0 +1,141 @@
+//! `whittle convert`: lossless by default, external/inline moves that onnxruntime accepts,
+//! and clear one-line errors that never leave a partial output.
+use std::path::{Path, PathBuf};
+use whittle_tests::{fixture, fixture_models, python_json, whittle};
+
+/// Fixtures onnxruntime can run (see fixtures/README.md).
+fn runnable() -> Vec<PathBuf> {
+    fixture_models()
+        .into_iter()
+        .filter(|p| !p.ends_with("dtype_zoo.onnx"))
+        .collect()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_fails_cleanly(out: &std::process::Output, needles: &[&str], not_written: &Path) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err:?}");
+    }
+    assert!(!not_written.exists(), "{} was written", not_written.display());
+}
+
+#[test]
+fn convert_without_flags_is_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    for src in fixture_models() {
+        let out = dir.path().join(src.file_name().unwrap());
+        let r = whittle!("convert", &src, "-o", &out);
+        assert!(r.status.success(), "{}: {}", src.display(), stderr(&r));
+        assert!(std::fs::read(&out).unwrap() == std::fs::read(&src).unwrap(), "{}", src.display());
+    }
+    let data = "external_mlp.onnx.data";
+    assert_eq!(
+        std::fs::read(dir.path().join(data)).unwrap(),
+        std::fs::read(fixture(data)).unwrap()
+    );
+}
+
+#[test]
+fn converted_models_run_in_onnxruntime_with_equal_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for (k, mode) in [vec![], vec!["--external-data", "256"], vec!["--inline-data"]].iter().enumerate() {
+        for src in runnable() {
+            let out = dir.path().join(format!("m{k}-{}", src.file_name().unwrap().to_string_lossy()));
+            let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.clone().into(), "-o".into(), out.clone().into()];
+            args.extend(mode.iter().map(Into::into));
+            let r = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &args);
+            assert!(r.status.success(), "{mode:?} {}: {}", src.display(), stderr(&r));
+            let res = python_json("ort_run_compare.py", &[src.as_os_str(), out.as_os_str(), "--seed".as_ref(), "7".as_ref()]);
+            let res = res.unwrap_or_else(|e| panic!("{mode:?} {}: {e}", src.display()));
+            assert_eq!(res["ok"], true, "{mode:?} {}: {res}", src.display());
+        }
+    }
+    // --external-data moved the big MLP weights out; --inline-data pulled them in.
+    assert!(dir.path().join("m1-external_mlp.onnx.data").exists());
+    assert!(dir.path().join("m1-digits_cnn.onnx.data").exists());
+    assert!(!dir.path().join("m2-external_mlp.onnx.data").exists());
+}
+
+#[test]
+fn refuses_to_overwrite_inputs_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("external_mlp.onnx");
+    std::fs::copy(fixture("external_mlp.onnx"), &model).unwrap();
+    std::fs::copy(fixture("external_mlp.onnx.data"), dir.path().join("external_mlp.onnx.data")).unwrap();
+    let before = std::fs::read(&model).unwrap();
+    let r = whittle!("convert", &model, "-o", &model);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(stderr(&r).contains("refusing to overwrite an input file"), "{}", stderr(&r));
+    // Another model name, but the kept external layout would rewrite the input's data file.
+    let other = dir.path().join("copy.onnx");
+    let r = whittle!("convert", &model, "-o", &other);
+    assert!(stderr(&r).contains("external_mlp.onnx.data: refusing to overwrite"), "{}", stderr(&r));
+    assert!(!other.exists());
+    let r = whittle!("convert", &model, "-o", &model, "--force");
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    let missing = dir.path().join("missing.onnx");
+    assert_fails_cleanly(&whittle!("convert", &missing, "-o", &out), &["missing.onnx", "cannot read"], &out);
+
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"this is not a protobuf at all \xff\xff\xff\xff").unwrap();
+    assert_fails_cleanly(&whittle!("convert", &garbage, "-o", &out), &["garbage.onnx", "not"], &out);
+
+    let bytes = std::fs::read(fixture("digits_cnn.onnx")).unwrap();
+    let truncated = dir.path().join("truncated.onnx");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert_fails_cleanly(&whittle!("convert", &truncated, "-o", &out), &["truncated.onnx"], &out);
+
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert_fails_cleanly(&whittle!("convert", &empty, "-o", &out), &["empty.onnx", "empty"], &out);
+
+    // IR version 99: field 1 (varint) = 99, then a graph (field 7, empty).
+    let future = dir.path().join("future.onnx");
+    std::fs::write(&future, [0x08, 99, 0x3a, 0x00]).unwrap();
+    assert_fails_cleanly(&whittle!("convert", &future, "-o", &out), &["future.onnx", "unsupported IR version 99"], &out);
+
+    // An external location that leaves the model's folder.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let model = std::fs::read(fixture("external_mlp.onnx")).unwrap();
+    let escaped = replace(&model, b"external_mlp.onnx.data", b"../xternal_mlp.onnx.da");
+    let evil = sub.join("evil.onnx");
+    std::fs::write(&evil, escaped).unwrap();
+    assert_fails_cleanly(&whittle!("convert", &evil, "-o", &out), &["evil.onnx", "leaves the model's folder"], &out);
+
+    // A data file too short for the recorded offsets.
+    let short = dir.path().join("short");
+    std::fs::create_dir(&short).unwrap();
+    std::fs::write(short.join("m.onnx"), &model).unwrap();
+    std::fs::write(short.join("external_mlp.onnx.data"), b"tiny").unwrap();
+    assert_fails_cleanly(&whittle!("convert", short.join("m.onnx"), "-o", &out), &["m.onnx", "past the end"], &out);
+}
+
+/// Replaces every occurrence of `from` by `to` (same length, so protobuf lengths still hold).
+fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len());
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i + from.len() <= out.len() {
+        if &out[i..i + from.len()] == from {
+            out[i..i + from.len()].copy_from_slice(to);
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
