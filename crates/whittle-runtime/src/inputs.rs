@@ -63,9 +63,7 @@ pub struct MissingDim {
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum InputError {
-    #[error(
-        "cannot parse shape {text:?}: {reason} (expected NAME=DIMS, e.g. input=1x3x224x224)"
-    )]
+    #[error("cannot parse shape {text:?}: {reason} (expected NAME=DIMS, e.g. input=1x3x224x224)")]
     BadOverride { text: String, reason: String },
     #[error("shape given twice for \"{name}\"")]
     DuplicateOverride { name: String },

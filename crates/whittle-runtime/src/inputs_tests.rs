@@ -17,7 +17,10 @@ fn parses_overrides() {
     let o = parse_shape_override("input=1x3x224x224").unwrap();
     assert_eq!((o.name.as_str(), o.dims), ("input", vec![1, 3, 224, 224]));
     let o = parse_shape_override("serving_default_x:0=2,5").unwrap();
-    assert_eq!((o.name.as_str(), o.dims), ("serving_default_x:0", vec![2, 5]));
+    assert_eq!(
+        (o.name.as_str(), o.dims),
+        ("serving_default_x:0", vec![2, 5])
+    );
     let err = parse_shape_override("x=1xbatch").unwrap_err().to_string();
     assert_eq!(
         err,
@@ -32,7 +35,11 @@ fn parses_overrides() {
 fn every_missing_dim_is_listed_in_one_error() {
     let specs = [
         spec("x", DType::F32, vec![sym("batch"), Dim::Fixed(4)]),
-        spec("ids", DType::I64, vec![Dim::Fixed(2), sym("seq"), Dim::Unknown]),
+        spec(
+            "ids",
+            DType::I64,
+            vec![Dim::Fixed(2), sym("seq"), Dim::Unknown],
+        ),
         spec("scale", DType::F32, vec![]),
     ];
     let err = resolve_shapes(&specs, &[]).unwrap_err();
@@ -79,7 +86,9 @@ fn override_mistakes_are_named() {
         "input \"x\" dim 1 is fixed at 4 but 5 was given"
     );
     assert_eq!(
-        resolve_shapes(&specs, &o("x=1x4x1")).unwrap_err().to_string(),
+        resolve_shapes(&specs, &o("x=1x4x1"))
+            .unwrap_err()
+            .to_string(),
         "input \"x\" has rank 2 but the shape given has 3 dims"
     );
     assert_eq!(
@@ -105,7 +114,10 @@ fn seeded_inputs_are_pinned() {
     // Pinned values: if these change, every stored reference output in every project that
     // uses seeded inputs silently changes meaning. Do not update them casually.
     let x = seeded_tensor("x", DType::F32, &[2, 3], 42).unwrap();
-    let bits: Vec<u32> = x.as_slice::<f32>().unwrap()[..3].iter().map(|v| v.to_bits()).collect();
+    let bits: Vec<u32> = x.as_slice::<f32>().unwrap()[..3]
+        .iter()
+        .map(|v| v.to_bits())
+        .collect();
     // -0.10411954, -0.3628255, -0.22955465 (multiples of 2^-23, computed independently
     // with a Python transcription of splitmix64 and the mapping in the module docs)
     assert_eq!(bits, PINNED_F32_X_SEED42_BITS);
@@ -136,7 +148,9 @@ fn seeded_inputs_are_deterministic_and_in_range() {
     assert_ne!(one[0].1, other[0].1);
     for (name, t) in &one {
         let v = t.to_f64_vec();
-        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
         match t.dtype() {
             DType::F16 | DType::F64 => assert!(lo >= -1.0 && hi < 1.0 && lo < -0.9, "{name}"),
             DType::Bool => assert!(lo == 0.0 && hi == 1.0, "{name}"),
@@ -147,7 +161,9 @@ fn seeded_inputs_are_deterministic_and_in_range() {
     let fewer = seeded_inputs(&specs[1..], &shapes[1..], 7).unwrap();
     assert_eq!(fewer[..], one[1..]);
     assert_eq!(
-        seeded_inputs(&specs, &shapes[..2], 7).unwrap_err().to_string(),
+        seeded_inputs(&specs, &shapes[..2], 7)
+            .unwrap_err()
+            .to_string(),
         "5 input specs but 2 shapes were given"
     );
 }

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod dtype;
 pub mod inputs;
 pub mod metrics;
 pub mod npy;
@@ -32,7 +33,9 @@ pub mod tensor;
 pub mod tract_backend;
 
 pub use backend::{Backend, BackendError, InputFact, LoadedModel};
-pub use inputs::{Dim, InputSpec, ShapeOverride, parse_shape_override, resolve_shapes, seeded_inputs};
+pub use inputs::{
+    Dim, InputSpec, ShapeOverride, parse_shape_override, resolve_shapes, seeded_inputs,
+};
 pub use metrics::{Metrics, Tolerance, compare, compare_outputs, within_bounds};
 pub use npz::{NpzCompression, NpzError, read_npz, write_npz};
 #[cfg(feature = "ort")]

@@ -53,7 +53,11 @@ fn parse_descr(d: &str) -> NpyResult<(DType, bool)> {
         "u4" | "I" => DType::U32,
         "u8" | "Q" => DType::U64,
         "b1" | "?" => DType::Bool,
-        _ => return Err(format!("unsupported dtype '{d}' (only plain numeric and bool arrays are read)")),
+        _ => {
+            return Err(format!(
+                "unsupported dtype '{d}' (only plain numeric and bool arrays are read)"
+            ));
+        }
     };
     Ok((dtype, big))
 }
@@ -160,7 +164,11 @@ fn dict_value<'a>(body: &'a str, key: &str) -> NpyResult<&'a str> {
         .iter()
         .find_map(|k| body.find(k.as_str()).map(|p| p + k.len()))
         .ok_or_else(missing)?;
-    let rest = body[pos..].trim_start().strip_prefix(':').ok_or_else(missing)?.trim_start();
+    let rest = body[pos..]
+        .trim_start()
+        .strip_prefix(':')
+        .ok_or_else(missing)?
+        .trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')').map(|p| p + 1)
     } else if let Some(q @ ('\'' | '"')) = rest.chars().next() {
@@ -203,7 +211,11 @@ fn decode_values(data: &[u8], dtype: DType, big: bool) -> NpyResult<TensorData> 
                 .map(|c| {
                     let mut b = [0u8; $n];
                     b.copy_from_slice(c);
-                    if big { <$t>::from_be_bytes(b) } else { <$t>::from_le_bytes(b) }
+                    if big {
+                        <$t>::from_be_bytes(b)
+                    } else {
+                        <$t>::from_le_bytes(b)
+                    }
                 })
                 .collect()
         };
@@ -239,7 +251,10 @@ pub fn encode(tensor: &HostTensor) -> Vec<u8> {
         [d] => format!("({d},)"),
         dims => format!(
             "({})",
-            dims.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            dims.iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!(
@@ -269,7 +284,10 @@ mod tests {
     fn header_parses_numpy_forms() {
         let h = parse_header("{'descr': '>i4', 'fortran_order': True, 'shape': (2, 3), }    \n")
             .unwrap();
-        assert_eq!((h.dtype, h.big_endian, h.fortran_order), (DType::I32, true, true));
+        assert_eq!(
+            (h.dtype, h.big_endian, h.fortran_order),
+            (DType::I32, true, true)
+        );
         assert_eq!(h.shape, vec![2, 3]);
         let h = parse_header("{'descr': '|b1', 'fortran_order': False, 'shape': (), }").unwrap();
         assert!(h.shape.is_empty());

@@ -75,11 +75,13 @@ pub fn read_npz(path: &Path) -> Result<Vec<NamedTensor>, NpzError> {
         }
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
         let mut bytes = Vec::new();
-        member.read_to_end(&mut bytes).map_err(|e| NpzError::Array {
-            path: path.to_path_buf(),
-            key: key.clone(),
-            reason: format!("cannot decompress member {name}: {e}"),
-        })?;
+        member
+            .read_to_end(&mut bytes)
+            .map_err(|e| NpzError::Array {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                reason: format!("cannot decompress member {name}: {e}"),
+            })?;
         let tensor = npy::decode(&bytes).map_err(|reason| NpzError::Array {
             path: path.to_path_buf(),
             key: key.clone(),
@@ -171,7 +173,10 @@ mod tests {
             NpzCompression::Stored,
         )
         .unwrap_err();
-        assert!(err.to_string().ends_with("dup.npz: key \"a\" appears twice"));
+        assert!(
+            err.to_string()
+                .ends_with("dup.npz: key \"a\" appears twice")
+        );
     }
 
     #[test]

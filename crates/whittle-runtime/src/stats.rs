@@ -27,7 +27,9 @@ pub enum StatsError {
         axis: usize,
         rank: usize,
     },
-    #[error("tensor \"{name}\": {expected} channels along axis {axis} so far, this batch has {got}")]
+    #[error(
+        "tensor \"{name}\": {expected} channels along axis {axis} so far, this batch has {got}"
+    )]
     ChannelCountChanged {
         name: String,
         axis: usize,
@@ -189,7 +191,7 @@ pub struct RunningStats {
 impl RunningStats {
     /// `name` labels errors (the tensor's graph name).
     pub fn new(name: &str, config: StatsConfig) -> Result<Self, StatsError> {
-        if config.bins == 0 || config.bins % 2 != 0 {
+        if config.bins == 0 || !config.bins.is_multiple_of(2) {
             return Err(StatsError::BadBins {
                 name: name.to_string(),
                 bins: config.bins,

@@ -19,7 +19,10 @@ fn first_batch_sets_the_range() {
     s.update(&f(&[5], &[0., 1., 2., 3., 4.])).unwrap();
     // lo = 0, top = 4, width 1: [0,1) {0}, [1,2) {1}, [2,3) {2}, [3,4] {3, 4}
     let h = s.histogram().unwrap();
-    assert_eq!((h.lo, h.width, h.counts.clone()), (0.0, 1.0, vec![1, 1, 1, 2]));
+    assert_eq!(
+        (h.lo, h.width, h.counts.clone()),
+        (0.0, 1.0, vec![1, 1, 1, 2])
+    );
     assert_eq!(h.edges(), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
     let m = s.summary();
     assert_eq!((m.min, m.max, m.count), (0.0, 4.0, 5));
@@ -46,7 +49,8 @@ fn growth_merges_bins_exactly() {
 #[test]
 fn nonfinite_values_are_counted_and_skipped() {
     let mut s = RunningStats::new("act", config(2)).unwrap();
-    s.update(&f(&[4], &[f32::NAN, 1.0, f32::INFINITY, 3.0])).unwrap();
+    s.update(&f(&[4], &[f32::NAN, 1.0, f32::INFINITY, 3.0]))
+        .unwrap();
     assert_eq!(s.nonfinite(), 2);
     let m = s.summary();
     assert_eq!((m.min, m.max, m.count), (1.0, 3.0, 2));
@@ -62,7 +66,10 @@ fn constant_first_batch_gets_a_small_range() {
     s.update(&f(&[3], &[2.0, 2.0, 2.0])).unwrap();
     // span = max(|2|, 1) / 1024 → width = 2/1024/2
     let h = s.histogram().unwrap();
-    assert_eq!((h.lo, h.width, h.counts.clone()), (2.0, 2.0 / 2048.0, vec![3, 0]));
+    assert_eq!(
+        (h.lo, h.width, h.counts.clone()),
+        (2.0, 2.0 / 2048.0, vec![3, 0])
+    );
     s.update(&f(&[1], &[3.0])).unwrap();
     let h = s.histogram().unwrap();
     assert!(h.top() >= 3.0);
@@ -97,5 +104,8 @@ fn per_channel_statistics() {
 #[test]
 fn odd_bins_are_refused() {
     let err = RunningStats::new("x", config(3)).unwrap_err();
-    assert!(err.to_string().contains("even, non-zero number of bins, got 3"));
+    assert!(
+        err.to_string()
+            .contains("even, non-zero number of bins, got 3")
+    );
 }

@@ -7,104 +7,10 @@
 
 use half::f16;
 
+pub use crate::dtype::DType;
+
 /// A tensor together with the graph input/output (or npz key) it belongs to.
 pub type NamedTensor = (String, HostTensor);
-
-/// Element types the runtime moves between files, backends and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DType {
-    F16,
-    F32,
-    F64,
-    I8,
-    I16,
-    I32,
-    I64,
-    U8,
-    U16,
-    U32,
-    U64,
-    Bool,
-}
-
-impl DType {
-    /// Every supported dtype, in declaration order.
-    pub const ALL: [DType; 12] = [
-        DType::F16,
-        DType::F32,
-        DType::F64,
-        DType::I8,
-        DType::I16,
-        DType::I32,
-        DType::I64,
-        DType::U8,
-        DType::U16,
-        DType::U32,
-        DType::U64,
-        DType::Bool,
-    ];
-
-    /// Lower-case short name as ONNX tools print it (`f32`, `i64`, `bool`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F16 => "f16",
-            DType::F32 => "f32",
-            DType::F64 => "f64",
-            DType::I8 => "i8",
-            DType::I16 => "i16",
-            DType::I32 => "i32",
-            DType::I64 => "i64",
-            DType::U8 => "u8",
-            DType::U16 => "u16",
-            DType::U32 => "u32",
-            DType::U64 => "u64",
-            DType::Bool => "bool",
-        }
-    }
-
-    /// Bytes per element in the little-endian byte form (bool is one byte, 0 or 1).
-    pub fn size_of(self) -> usize {
-        match self {
-            DType::I8 | DType::U8 | DType::Bool => 1,
-            DType::F16 | DType::I16 | DType::U16 => 2,
-            DType::F32 | DType::I32 | DType::U32 => 4,
-            DType::F64 | DType::I64 | DType::U64 => 8,
-        }
-    }
-
-    pub fn is_float(self) -> bool {
-        matches!(self, DType::F16 | DType::F32 | DType::F64)
-    }
-
-    /// The ONNX `TensorProto.DataType` code of this dtype.
-    pub fn onnx_code(self) -> i32 {
-        match self {
-            DType::F32 => 1,
-            DType::U8 => 2,
-            DType::I8 => 3,
-            DType::U16 => 4,
-            DType::I16 => 5,
-            DType::I32 => 6,
-            DType::I64 => 7,
-            DType::Bool => 9,
-            DType::F16 => 10,
-            DType::F64 => 11,
-            DType::U32 => 12,
-            DType::U64 => 13,
-        }
-    }
-
-    /// The dtype for an ONNX `TensorProto.DataType` code, if supported.
-    pub fn from_onnx_code(code: i32) -> Option<DType> {
-        DType::ALL.into_iter().find(|d| d.onnx_code() == code)
-    }
-}
-
-impl std::fmt::Display for DType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The element values of a tensor, one variant per [`DType`].
 #[derive(Debug, Clone, PartialEq)]
@@ -410,7 +316,8 @@ mod tests {
         let t = HostTensor::from_vec(vec![3], vec![true, false, true]).unwrap();
         assert_eq!(t.to_f64_vec(), vec![1.0, 0.0, 1.0]);
         assert_eq!(t.to_le_bytes(), vec![1, 0, 1]);
-        let t = HostTensor::from_vec(vec![2], vec![f16::from_f32(0.5), f16::from_f32(-2.0)]).unwrap();
+        let t =
+            HostTensor::from_vec(vec![2], vec![f16::from_f32(0.5), f16::from_f32(-2.0)]).unwrap();
         assert_eq!(t.to_f32_vec(), vec![0.5, -2.0]);
         assert_eq!(t.to_le_bytes(), vec![0x00, 0x38, 0x00, 0xC0]);
         let t = HostTensor::from_vec(vec![1], vec![-2i32]).unwrap();
@@ -420,7 +327,10 @@ mod tests {
     #[test]
     fn cast_rules() {
         let t = HostTensor::from_vec(vec![4], vec![1.7f32, -1.7, f32::NAN, 300.0]).unwrap();
-        assert_eq!(t.cast(DType::I8).as_slice::<i8>(), Some(&[1i8, -1, 0, 127][..]));
+        assert_eq!(
+            t.cast(DType::I8).as_slice::<i8>(),
+            Some(&[1i8, -1, 0, 127][..])
+        );
         assert_eq!(
             t.cast(DType::Bool).as_slice::<bool>(),
             Some(&[true, true, true, true][..])

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::transform::get_transform;
 
-use crate::backend::{Backend, BackendError, InputFact, LoadedModel, order_inputs};
+use crate::backend::{Backend, BackendError, InputFact, LoadedModel, error_chain, order_inputs};
 use crate::tensor::{DType, HostTensor, NamedTensor, TensorData, for_each_variant};
 
 const NAME: &str = "tract";
@@ -157,10 +157,11 @@ fn outlet_names(model: &InferenceModel, outlets: &[OutletId]) -> TractResult<Vec
 }
 
 fn uses_f16(model: &TypedModel) -> bool {
-    model
-        .nodes()
-        .iter()
-        .any(|n| n.outputs.iter().any(|o| o.fact.datum_type == DatumType::F16))
+    model.nodes().iter().any(|n| {
+        n.outputs
+            .iter()
+            .any(|o| o.fact.datum_type == DatumType::F16)
+    })
 }
 
 fn unsupported(path: &Path, what: &'static str, name: &str, dt: DatumType) -> BackendError {
@@ -175,14 +176,7 @@ fn unsupported(path: &Path, what: &'static str, name: &str, dt: DatumType) -> Ba
 
 /// The whole tract error chain, outermost first.
 fn tract_chain(e: &TractError) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
-            parts.push(text);
-        }
-    }
-    parts.join(": ")
+    error_chain(e.as_ref())
 }
 
 /// Finds the innermost `#<id> "<node name>" <Op>` (tract's node display) in an error chain.
@@ -196,7 +190,9 @@ pub(crate) fn node_and_op(detail: &str) -> (Option<String>, Option<String>) {
         let Some(quoted) = after[digits..].strip_prefix(" \"").filter(|_| digits > 0) else {
             continue;
         };
-        let Some(close) = quoted.find('"') else { continue };
+        let Some(close) = quoted.find('"') else {
+            continue;
+        };
         let name = &quoted[..close];
         let op_text = quoted[close + 1..].trim_start();
         let op_end = op_text.find([' ', ':', ',']).unwrap_or(op_text.len());
@@ -277,13 +273,17 @@ impl TractModel {
             detail: tract_chain(&e),
         };
         let mut values: TVec<TValue> = TVec::new();
-        for ((tensor, &want), name) in ordered.iter().zip(&self.plan_input_types).zip(&self.input_names) {
+        for ((tensor, &want), name) in ordered
+            .iter()
+            .zip(&self.plan_input_types)
+            .zip(&self.input_names)
+        {
             let tensor = match dtype_of(want) {
                 Some(d) if d != tensor.dtype() && tensor.dtype() == DType::F16 => tensor.cast(d),
                 _ => (*tensor).clone(),
             };
-            let t = to_tract(&tensor)
-                .map_err(|e| run_err(e.context(format!("input \"{name}\""))))?;
+            let t =
+                to_tract(&tensor).map_err(|e| run_err(e.context(format!("input \"{name}\""))))?;
             values.push(t.into());
         }
         let outputs = self.plan.run(values).map_err(run_err)?;

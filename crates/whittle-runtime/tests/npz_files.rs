@@ -12,30 +12,57 @@ fn check_numpy_arrays(file: &str) {
     let keys: Vec<&str> = arrays.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         keys,
-        ["f32", "i64", "u8", "flags", "half", "scalar", "fortran", "big_endian"]
+        [
+            "f32",
+            "i64",
+            "u8",
+            "flags",
+            "half",
+            "scalar",
+            "fortran",
+            "big_endian"
+        ]
     );
     let mut take = |k: &str| take_key(&mut arrays, &path, k).unwrap();
     let t = take("f32");
     assert_eq!(t.shape(), &[2, 3]);
-    assert_eq!(t.as_slice::<f32>().unwrap(), &[-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]);
     assert_eq!(
-        take("i64").as_slice::<i64>().unwrap(),
-        &[-3, 0, 7, 1 << 40]
+        t.as_slice::<f32>().unwrap(),
+        &[-2.5, -1.5, -0.5, 0.5, 1.5, 2.5]
     );
+    assert_eq!(take("i64").as_slice::<i64>().unwrap(), &[-3, 0, 7, 1 << 40]);
     let t = take("u8");
-    assert_eq!((t.shape(), t.as_slice::<u8>().unwrap()), (&[2usize, 2][..], &[0u8, 255, 17, 4][..]));
-    assert_eq!(take("flags").as_slice::<bool>().unwrap(), &[true, false, true]);
+    assert_eq!(
+        (t.shape(), t.as_slice::<u8>().unwrap()),
+        (&[2usize, 2][..], &[0u8, 255, 17, 4][..])
+    );
+    assert_eq!(
+        take("flags").as_slice::<bool>().unwrap(),
+        &[true, false, true]
+    );
     let t = take("half");
-    let want: Vec<f16> = [0.5f32, -2.0, 65504.0].iter().map(|&x| f16::from_f32(x)).collect();
+    let want: Vec<f16> = [0.5f32, -2.0, 65504.0]
+        .iter()
+        .map(|&x| f16::from_f32(x))
+        .collect();
     assert_eq!(t.as_slice::<f16>().unwrap(), &want[..]);
     let t = take("scalar");
-    assert_eq!((t.shape().len(), t.as_slice::<f64>().unwrap()), (0, &[3.25][..]));
+    assert_eq!(
+        (t.shape().len(), t.as_slice::<f64>().unwrap()),
+        (0, &[3.25][..])
+    );
     // Fortran-ordered on disk, row-major here: arange(6).reshape(2, 3)
     let t = take("fortran");
     assert_eq!(t.shape(), &[2, 3]);
-    assert_eq!(t.as_slice::<f64>().unwrap(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        t.as_slice::<f64>().unwrap(),
+        &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    );
     let t = take("big_endian");
-    assert_eq!((t.dtype(), t.as_slice::<i32>().unwrap()), (DType::I32, &[1, 256, -2][..]));
+    assert_eq!(
+        (t.dtype(), t.as_slice::<i32>().unwrap()),
+        (DType::I32, &[1, 256, -2][..])
+    );
 }
 
 #[test]
@@ -50,12 +77,27 @@ fn reads_numpy_savez_compressed() {
 
 fn sample_arrays() -> Vec<(String, HostTensor)> {
     vec![
-        ("x".into(), HostTensor::from_vec(vec![2, 2], vec![1.5f32, -2.0, 0.0, 9.25]).unwrap()),
-        ("ids".into(), HostTensor::from_vec(vec![3], vec![1i64, -7, 1 << 50]).unwrap()),
-        ("mask".into(), HostTensor::from_vec(vec![2], vec![true, false]).unwrap()),
-        ("h".into(), HostTensor::from_vec(vec![1], vec![f16::from_f32(0.25)]).unwrap()),
+        (
+            "x".into(),
+            HostTensor::from_vec(vec![2, 2], vec![1.5f32, -2.0, 0.0, 9.25]).unwrap(),
+        ),
+        (
+            "ids".into(),
+            HostTensor::from_vec(vec![3], vec![1i64, -7, 1 << 50]).unwrap(),
+        ),
+        (
+            "mask".into(),
+            HostTensor::from_vec(vec![2], vec![true, false]).unwrap(),
+        ),
+        (
+            "h".into(),
+            HostTensor::from_vec(vec![1], vec![f16::from_f32(0.25)]).unwrap(),
+        ),
         ("s".into(), HostTensor::scalar(3u16)),
-        ("input:0/with.dots".into(), HostTensor::from_vec(vec![0, 4], Vec::<f64>::new()).unwrap()),
+        (
+            "input:0/with.dots".into(),
+            HostTensor::from_vec(vec![0, 4], Vec::<f64>::new()).unwrap(),
+        ),
     ]
 }
 
@@ -88,12 +130,20 @@ fn errors_name_file_and_key() {
     let err = read_npz(&path).unwrap_err();
     assert!(matches!(&err, NpzError::Array { key, .. } if key == "logits"));
     let text = err.to_string();
-    assert!(text.contains("bad.npz: array \"logits\": not a .npy file"), "{text}");
+    assert!(
+        text.contains("bad.npz: array \"logits\": not a .npy file"),
+        "{text}"
+    );
 
     let good = common::data("numpy_plain.npz");
     let mut arrays = read_npz(&good).unwrap();
-    let text = take_key(&mut arrays, &good, "nope").unwrap_err().to_string();
-    assert!(text.contains("numpy_plain.npz: key \"nope\" not found (keys: f32, i64"), "{text}");
+    let text = take_key(&mut arrays, &good, "nope")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("numpy_plain.npz: key \"nope\" not found (keys: f32, i64"),
+        "{text}"
+    );
 
     let missing = dir.path().join("missing.npz");
     let text = read_npz(&missing).unwrap_err().to_string();

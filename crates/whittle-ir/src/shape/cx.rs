@@ -165,25 +165,23 @@ impl Cx<'_> {
 }
 
 /// What a rule found: one shape per output (missing ones read as unknown) and, when
-/// known, the contents of output 0.
+/// known, the contents of output 0 (integer or float).
 #[derive(Default)]
 pub struct Inferred {
     pub outputs: Vec<ValueShape>,
     pub value: Option<Vec<Sv>>,
+    pub floats: Option<Vec<f32>>,
 }
 
 impl Inferred {
     pub fn one(shape: ValueShape) -> Inferred {
-        Inferred {
-            outputs: vec![shape],
-            value: None,
-        }
+        Inferred::many(vec![shape])
     }
 
     pub fn many(outputs: Vec<ValueShape>) -> Inferred {
         Inferred {
             outputs,
-            value: None,
+            ..Default::default()
         }
     }
 

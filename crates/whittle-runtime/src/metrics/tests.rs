@@ -14,7 +14,12 @@ fn close(a: f64, b: f64) {
 #[test]
 fn basic_errors() {
     // r = [1, 2, 3, 4], c = [1, 2.5, 2, 4]  →  e = [0, 0.5, 1, 0]
-    let m = compare("y", &t(&[4], &[1., 2., 3., 4.]), &t(&[4], &[1., 2.5, 2., 4.])).unwrap();
+    let m = compare(
+        "y",
+        &t(&[4], &[1., 2., 3., 4.]),
+        &t(&[4], &[1., 2.5, 2., 4.]),
+    )
+    .unwrap();
     close(m.max_abs, 1.0);
     close(m.mean_abs, 1.5 / 4.0);
     assert_eq!(m.worst_index, Some(2));
@@ -120,7 +125,10 @@ fn bounds_are_allclose_style() {
     };
     // |1 − 1.1| = 0.1 > 0.05 + 0.01·1 = 0.06 → violation; |100 − 100.5| = 0.5 ≤ 1.05 → ok
     let b = within_bounds("y", &t(&[2], &[1.0, 100.0]), &t(&[2], &[1.1, 100.5]), &tol).unwrap();
-    assert_eq!((b.pass, b.violations, b.first_violation), (false, 1, Some(0)));
+    assert_eq!(
+        (b.pass, b.violations, b.first_violation),
+        (false, 1, Some(0))
+    );
     let b = within_bounds("y", &t(&[2], &[1.0, 100.0]), &t(&[2], &[1.04, 100.5]), &tol).unwrap();
     assert!(b.pass, "{b:?}");
     // a cosine below the floor fails even when every element is close: r = [0.01, 0], c = [0, 0.04], dot = 0

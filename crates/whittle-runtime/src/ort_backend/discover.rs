@@ -69,7 +69,10 @@ fn resolve_user_path(path: &Path, origin: &str, tried: &mut Vec<String>) -> Opti
         }
         return found;
     }
-    tried.push(format!("{origin} {}: no such file or folder", path.display()));
+    tried.push(format!(
+        "{origin} {}: no such file or folder",
+        path.display()
+    ));
     None
 }
 
@@ -104,7 +107,10 @@ fn from_python(python: &Path, tried: &mut Vec<String>) -> Option<PathBuf> {
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("failed").trim();
-        tried.push(format!("{}: `import onnxruntime` failed ({last})", python.display()));
+        tried.push(format!(
+            "{}: `import onnxruntime` failed ({last})",
+            python.display()
+        ));
         return None;
     }
     let package = String::from_utf8_lossy(&output.stdout).trim().to_string();
@@ -162,9 +168,15 @@ mod tests {
 
     #[test]
     fn library_names_and_versions() {
-        assert_eq!(library_version("libonnxruntime.so.1.32.0"), Some(vec![1, 32, 0]));
+        assert_eq!(
+            library_version("libonnxruntime.so.1.32.0"),
+            Some(vec![1, 32, 0])
+        );
         assert_eq!(library_version("libonnxruntime.so"), Some(vec![]));
-        assert_eq!(library_version("libonnxruntime.1.31.0.dylib"), Some(vec![1, 31, 0]));
+        assert_eq!(
+            library_version("libonnxruntime.1.31.0.dylib"),
+            Some(vec![1, 31, 0])
+        );
         assert_eq!(library_version("libonnxruntime_providers_shared.so"), None);
         assert_eq!(library_version("libonnxruntime.so.1.32.0.bak"), None);
     }

@@ -70,10 +70,14 @@ fn environment(library: &Path) -> Result<Environment, BackendError> {
         };
     }
     let builder = ort::init_from(&canonical).map_err(|e| {
+        // ort's LoadError keeps dlopen's reason in a field, not in `source()`.
+        let detail = match &e {
+            ort::LoadDynamicError::Dlopen { error, .. } => error_chain(error),
+            other => error_chain(other),
+        };
         BackendError::OrtLibrary(format!(
-            "cannot load {}: {}\npoint to a libonnxruntime >= 1.31 with --ort-lib PATH or {ORT_LIB_ENV}",
+            "cannot load {}: {detail}\npoint to a libonnxruntime >= 1.31 with --ort-lib PATH or {ORT_LIB_ENV}",
             canonical.display(),
-            error_chain(&e)
         ))
     })?;
     let env = builder.with_name("whittle").build().map_err(|e| {
@@ -110,9 +114,7 @@ impl OrtBackend {
     pub fn new(options: &OrtOptions) -> Result<Self, BackendError> {
         let library = find_ort_library(options.library.as_deref())?;
         let env = environment(&library)?;
-        let library = ENVIRONMENT
-            .get()
-            .map_or(library, |(path, _)| path.clone());
+        let library = ENVIRONMENT.get().map_or(library, |(path, _)| path.clone());
         Ok(OrtBackend {
             library,
             env,
@@ -150,10 +152,16 @@ impl Backend for OrtBackend {
             .with_intra_threads(self.intra_threads)
             .map_err(|e| load_err(e.into()))?;
         let session = builder.commit_from_file(model_path).map_err(load_err)?;
-        let input_names: Vec<String> =
-            session.inputs().iter().map(|o| o.name().to_string()).collect();
-        let output_names: Vec<String> =
-            session.outputs().iter().map(|o| o.name().to_string()).collect();
+        let input_names: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        let output_names: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         if let Some(unknown) = inputs.iter().find(|f| !input_names.contains(&f.name)) {
             return Err(BackendError::UnknownInput {
                 backend: NAME,
@@ -208,15 +216,13 @@ impl LoadedModel for OrtModel {
         // A panic while holding the lock cannot leave the session half-updated in a way we
         // rely on, so a poisoned lock is taken over rather than propagated as a panic.
         let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let outputs = session
-            .run(values)
-            .map_err(|e| run_err(error_chain(&e)))?;
+        let outputs = session.run(values).map_err(|e| run_err(error_chain(&e)))?;
         self.output_names
             .iter()
             .map(|name| {
-                let value = outputs
-                    .get(name.as_str())
-                    .ok_or_else(|| run_err(format!("output \"{name}\" missing from the results")))?;
+                let value = outputs.get(name.as_str()).ok_or_else(|| {
+                    run_err(format!("output \"{name}\" missing from the results"))
+                })?;
                 let tensor = convert::from_ort(value)
                     .map_err(|detail| run_err(format!("output \"{name}\": {detail}")))?;
                 Ok((name.clone(), tensor))
