@@ -139,3 +139,100 @@ fn replace(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn a_full_disk_leaves_the_previous_output_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.onnx");
+    std::fs::write(&out, b"previous output").unwrap();
+    // A 16 KiB file size limit: the 20 KiB digits model cannot be written.
+    let cmd = format!(
+        "ulimit -f 16; exec '{}' convert '{}' -o '{}' --force",
+        env!("CARGO_BIN_EXE_whittle-e2e"),
+        fixture("digits_cnn.onnx").display(),
+        out.display()
+    );
+    let r = std::process::Command::new("bash").arg("-c").arg(cmd).output().unwrap();
+    let err = stderr(&r);
+    assert_eq!(r.status.code(), Some(1), "{err}");
+    assert!(err.contains("out.onnx") && err.contains("File too large"), "{err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous output");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["out.onnx"]);
+}
+
+/// A model with one `mib` MiB initializer, written through the IR.
+fn big_model(path: &Path, mib: usize) {
+    use whittle_ir::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+    let w = whittle_ir::Tensor::new_raw(
+        "w",
+        whittle_ir::DataType::FLOAT,
+        vec![(mib * 1024 * 256) as i64],
+        bytes::Bytes::from(vec![0u8; mib << 20]),
+    );
+    let graph = GraphProto {
+        name: Some("big".into()),
+        output: vec![ValueInfoProto { name: Some("y".into()), ..Default::default() }],
+        node: vec![NodeProto {
+            input: vec!["w".into()],
+            output: vec!["y".into()],
+            op_type: Some("Identity".into()),
+            ..Default::default()
+        }],
+        initializer: vec![w.proto],
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        graph: Some(graph),
+        ..Default::default()
+    };
+    use whittle_ir::proto::Message;
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn an_interrupted_convert_leaves_the_previous_output_and_no_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.onnx");
+    big_model(&src, 384);
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("out.onnx");
+    let mut interrupted = 0;
+    for delay_ms in [30, 80, 150, 300, 600] {
+        std::fs::write(&out, b"previous output").unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_whittle-e2e"))
+            .args(["convert".as_ref(), src.as_os_str(), "-o".as_ref(), out.as_os_str(), "--external-data".as_ref(), "1".as_ref()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let r = child.wait_with_output().unwrap();
+        // Whatever the timing: the output is the previous one or the complete new one
+        // (a signal after the final rename), never half-written; never a stray temporary file.
+        let previous = std::fs::read(&out).unwrap() == b"previous output";
+        match r.status.code() {
+            Some(0) => assert!(whittle_ir::Model::load(&out).is_ok()),
+            Some(130) => {
+                interrupted += usize::from(previous);
+                assert!(previous || whittle_ir::Model::load(&out).is_ok(), "{}", stderr(&r));
+            }
+            other => panic!("exit {other:?}: {}", stderr(&r)),
+        }
+        let stray: Vec<_> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect();
+        assert!(stray.is_empty(), "after {delay_ms} ms: {stray:?}");
+    }
+    eprintln!("{interrupted} of 5 runs were interrupted mid-way");
+}

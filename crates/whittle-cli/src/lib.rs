@@ -5,6 +5,7 @@
 //! 2 usage error (from clap). A panic is a bug.
 pub mod cmd;
 pub mod output;
+mod signals;
 
 use clap::{Parser, Subcommand};
 
@@ -23,15 +24,28 @@ enum Command {
     Convert(cmd::convert::ConvertArgs),
     /// Clean a model up: fold constants and BatchNorm, remove dead code and no-op nodes.
     Optimize(cmd::optimize::OptimizeArgs),
+    /// Run a model on stored or seeded inputs; print or save its outputs.
+    Run(cmd::run::RunArgs),
+    /// Run two models on the same inputs and measure how far apart their outputs are (exit 0 within the bounds, 2 outside, 1 on error).
+    Compare(cmd::compare::CompareArgs),
+    /// Accuracy, top-k and per-class confusion of a classifier over a labelled .npz.
+    Eval(cmd::eval::EvalArgs),
+    /// Latency (min/median/p90) and peak memory on each available runtime.
+    Bench(cmd::bench::BenchArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
 pub fn main_exit_code() -> std::process::ExitCode {
+    signals::install();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Optimize(args) => cmd::optimize::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Compare(args) => return cmd::compare::main(args),
+        Command::Eval(args) => cmd::eval::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

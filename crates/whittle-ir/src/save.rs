@@ -199,18 +199,78 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> IrError + '_ {
     move |source| IrError::Write { path: path.to_path_buf(), source }
 }
 
+/// Temporary files being written right now, and whether the process is being
+/// interrupted. Creating and renaming temporary files happens under this lock, so once a
+/// signal handler has called [`remove_temp_files_in_flight`] no new temporary file appears
+/// and no rename replaces an output.
+struct Staging {
+    interrupted: bool,
+    paths: Vec<PathBuf>,
+}
+
+static STAGING: std::sync::Mutex<Staging> = std::sync::Mutex::new(Staging {
+    interrupted: false,
+    paths: Vec::new(),
+});
+
+fn staging() -> std::sync::MutexGuard<'static, Staging> {
+    STAGING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// For signal handlers (SIGINT, SIGTERM): removes every temporary file a save is writing
+/// and stops any further file creation or rename by this process (the lock stays held
+/// until the process exits). An interrupted save thus leaves no stray file and the
+/// previous output as it was. Call it only right before exiting.
+pub fn remove_temp_files_in_flight() {
+    let mut state = staging();
+    state.interrupted = true;
+    for p in state.paths.iter() {
+        let _ = std::fs::remove_file(p);
+    }
+    std::mem::forget(state);
+}
+
+/// Unregisters this save's temporary files when it ends, however it ends.
+struct InFlight(Vec<PathBuf>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        staging().paths.retain(|p| !self.0.contains(p));
+    }
+}
+
+fn interrupted(path: &Path) -> IrError {
+    IrError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"),
+    }
+}
+
 /// Writes `write` to a temporary file beside `path`; the caller renames it into place.
-fn stage(path: &Path, write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>) -> Result<tempfile::TempPath> {
+fn stage(
+    path: &Path,
+    in_flight: &mut InFlight,
+    write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<tempfile::TempPath> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(write_err(path))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".whittle-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(write_err(path))?;
+    let mut tmp = {
+        let mut state = staging();
+        if state.interrupted {
+            return Err(interrupted(path));
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".whittle-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(write_err(path))?;
+        state.paths.push(tmp.path().to_path_buf());
+        in_flight.0.push(tmp.path().to_path_buf());
+        tmp
+    };
     // tempfile creates 0600 files; a model is an ordinary file (0644), or keeps the mode of
     // the file it replaces.
     let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| {
@@ -298,11 +358,12 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
             message: "the model's structure alone (without tensor data) passes protobuf's 2 GiB limit".into(),
         });
     }
+    let mut in_flight = InFlight(Vec::new());
     let mut staged = Vec::new();
     let mut report = SaveReport { model_path: out.to_path_buf(), ..Default::default() };
     for (location, segments) in &layout.files {
         let path = dir.join(location);
-        let tmp = stage(&path, &mut |f| write_data_file(segments, f))?;
+        let tmp = stage(&path, &mut in_flight, &mut |f| write_data_file(segments, f))?;
         let size = std::fs::metadata(&tmp).map_err(write_err(&path))?.len();
         report.data_files.push((path.clone(), size));
         report.external_tensors += segments.len();
@@ -310,12 +371,17 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
     }
     let encoded = proto.encode_to_vec();
     report.model_bytes = encoded.len() as u64;
-    let tmp = stage(out, &mut |f| f.write_all(&encoded))?;
+    let tmp = stage(out, &mut in_flight, &mut |f| f.write_all(&encoded))?;
     staged.push((tmp, out.to_path_buf()));
     // Data files first, the model last: a reader never sees a model whose data is missing.
+    let state = staging();
+    if state.interrupted {
+        return Err(interrupted(out));
+    }
     for (tmp, path) in staged {
         tmp.persist(&path).map_err(|e| IrError::Write { path: path.clone(), source: e.error })?;
     }
+    drop(state);
     report.notes = layout.notes;
     Ok(report)
 }

@@ -44,6 +44,12 @@ pub trait Backend: Send + Sync {
         model_path: &Path,
         inputs: &[InputFact],
     ) -> Result<Box<dyn LoadedModel>, BackendError>;
+
+    /// True when a loaded model only accepts the input shapes it was loaded for (tract
+    /// builds a plan per shape set); false when one load serves every shape (onnxruntime).
+    fn specialises_shapes(&self) -> bool {
+        true
+    }
 }
 
 /// A model ready to run. `Send + Sync`: one loaded model may serve many threads.

@@ -6,8 +6,11 @@
 //! samples: `p(q) = sorted[ceil(q·n) − 1]`; the median is `p(0.5)`.
 //!
 //! Peak memory is `VmHWM` from `/proc/self/status`: the high-water mark of the resident set
-//! of the WHOLE PROCESS since it started (every model, thread and allocation so far), not of
-//! this model alone. It is `None` where `/proc` is unavailable (non-Linux).
+//! of the WHOLE PROCESS since it started — or since [`reset_peak_rss`] last reset it
+//! (Linux: writing 5 to `/proc/self/clear_refs`), which is how a caller measuring several
+//! backends in one process gives each its own peak (reset, load, run, read) — every
+//! model, thread and allocation alive in that span, not this model alone. It is `None`
+//! where `/proc` is unavailable (non-Linux).
 
 use std::time::Instant;
 
@@ -32,7 +35,7 @@ impl Default for BenchConfig {
 }
 
 /// Latencies in milliseconds and the process's peak resident set size.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BenchReport {
     pub backend: &'static str,
     pub runs: usize,
@@ -87,6 +90,12 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_vm_hwm(&status)
+}
+
+/// Resets the process's peak-RSS mark to its current RSS (Linux ≥ 4.0); false when the
+/// kernel refuses or `/proc` is missing (then the peak stays process-wide).
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", b"5").is_ok()
 }
 
 fn parse_vm_hwm(status: &str) -> Option<u64> {

@@ -3,8 +3,11 @@
 //! collect calibration statistics and benchmark.
 //!
 //! Crate invariants:
-//! - No dependency on the other whittle crates: models are handed over as file paths
-//!   (so external data resolves next to the file), tensors as [`HostTensor`]s.
+//! - Backends take models as file paths (so external data resolves next to the file) and
+//!   tensors as [`HostTensor`]s; only [`model`] knows the IR (`whittle-ir`) and the passes
+//!   (`whittle-passes`), which never depend on this crate. It turns an IR model into the file
+//!   a backend loads (lowered for tract), cuts datasets into runs, and builds compare,
+//!   evaluate and intermediate-value collection on top.
 //! - Deterministic: seeded inputs are the same bytes for the same seed on every platform
 //!   ([`inputs`], [`rng`]); `.npz` output is byte-stable ([`npz`]); [`parallel::run_many`]
 //!   returns the same results in the same order for any thread count.
@@ -22,6 +25,7 @@ pub mod bench;
 pub mod dtype;
 pub mod inputs;
 pub mod metrics;
+pub mod model;
 pub mod npy;
 pub mod npz;
 #[cfg(feature = "ort")]

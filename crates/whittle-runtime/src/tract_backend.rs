@@ -42,6 +42,8 @@ struct TractModel {
     output_names: Vec<String>,
     /// What the runnable model expects (after any f16→f32 transform).
     plan_input_types: Vec<DatumType>,
+    /// The concrete input shapes the plan was specialised to (None where symbolic).
+    plan_input_shapes: Vec<Option<Vec<usize>>>,
     /// What the graph declares, i.e. what callers get back.
     graph_output_types: Vec<DType>,
 }
@@ -131,15 +133,20 @@ fn load(path: &Path, facts: &[InputFact]) -> Result<TractModel, LoadFailure> {
         typed
     };
     let plan = typed.into_optimized()?.into_runnable()?;
-    let plan_input_types = (0..input_names.len())
-        .map(|ix| Ok(plan.model().input_fact(ix)?.datum_type))
-        .collect::<TractResult<Vec<_>>>()?;
+    let mut plan_input_types = Vec::with_capacity(input_names.len());
+    let mut plan_input_shapes = Vec::with_capacity(input_names.len());
+    for ix in 0..input_names.len() {
+        let fact = plan.model().input_fact(ix)?;
+        plan_input_types.push(fact.datum_type);
+        plan_input_shapes.push(fact.shape.as_concrete().map(<[usize]>::to_vec));
+    }
     Ok(TractModel {
         path: path.to_path_buf(),
         plan,
         input_names,
         output_names,
         plan_input_types,
+        plan_input_shapes,
         graph_output_types,
     })
 }
@@ -273,17 +280,20 @@ impl TractModel {
             detail: tract_chain(&e),
         };
         let mut values: TVec<TValue> = TVec::new();
-        for ((tensor, &want), name) in ordered
-            .iter()
-            .zip(&self.plan_input_types)
-            .zip(&self.input_names)
-        {
-            let tensor = match dtype_of(want) {
-                Some(d) if d != tensor.dtype() && tensor.dtype() == DType::F16 => tensor.cast(d),
-                _ => (*tensor).clone(),
+        for (ix, (tensor, name)) in ordered.iter().zip(&self.input_names).enumerate() {
+            let want = self.plan_input_types[ix];
+            self.check_input(ix, name, tensor)?;
+            // Only f16 is converted: that is the one dtype the f16_to_f32 transform changes.
+            let converted;
+            let tensor: &HostTensor = match dtype_of(want) {
+                Some(d) if d != tensor.dtype() && tensor.dtype() == DType::F16 => {
+                    converted = tensor.cast(d);
+                    &converted
+                }
+                _ => tensor,
             };
             let t =
-                to_tract(&tensor).map_err(|e| run_err(e.context(format!("input \"{name}\""))))?;
+                to_tract(tensor).map_err(|e| run_err(e.context(format!("input \"{name}\""))))?;
             values.push(t.into());
         }
         let outputs = self.plan.run(values).map_err(run_err)?;
@@ -294,9 +304,48 @@ impl TractModel {
             .map(|((value, name), &dtype)| {
                 let host = from_tract(value)
                     .map_err(|e| run_err(e.context(format!("output \"{name}\""))))?;
-                Ok((name.clone(), host.cast(dtype)))
+                let host = if host.dtype() == dtype {
+                    host
+                } else {
+                    host.cast(dtype)
+                };
+                Ok((name.clone(), host))
             })
             .collect()
+    }
+}
+
+impl TractModel {
+    /// Refuses, by name, an input whose shape or dtype differs from what the plan was
+    /// specialised to (tract's own message would only give the input's index).
+    fn check_input(&self, ix: usize, name: &str, tensor: &HostTensor) -> Result<(), BackendError> {
+        let want_dtype = dtype_of(self.plan_input_types[ix]);
+        let dtype_ok = want_dtype.is_none_or(|d| {
+            d == tensor.dtype() || (d == DType::F32 && tensor.dtype() == DType::F16)
+        });
+        let shape_ok = self.plan_input_shapes[ix]
+            .as_ref()
+            .is_none_or(|s| s[..] == *tensor.shape());
+        if dtype_ok && shape_ok {
+            return Ok(());
+        }
+        let want_shape = self.plan_input_shapes[ix]
+            .as_ref()
+            .map_or_else(|| "a symbolic shape".to_string(), |s| format!("{s:?}"));
+        Err(BackendError::Run {
+            backend: NAME,
+            path: self.path.clone(),
+            detail: format!(
+                "input \"{name}\" is {} {:?} but the model was loaded for {} {want_shape} \
+                 (load it again for other shapes)",
+                tensor.dtype(),
+                tensor.shape(),
+                want_dtype.map_or_else(
+                    || format!("{:?}", self.plan_input_types[ix]),
+                    |d| d.to_string()
+                ),
+            ),
+        })
     }
 }
 

@@ -1,9 +1,12 @@
-//! `whittle convert`: load and write back, optionally moving tensor data.
+//! `whittle convert`: load and write back, optionally converting the ai.onnx opset and
+//! moving tensor data. A conversion that fails writes nothing.
 use crate::output::{check_not_overwriting, print_json};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use whittle_ir::{ExternalMode, Model, SaveOptions};
+use whittle_passes::opset::{ConvertOpset, MAX_TARGET, MIN_TARGET};
+use whittle_passes::{PassContext, PassManager, PassReport};
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -18,6 +21,9 @@ pub struct ConvertArgs {
     /// Pull all external tensor data into the model file.
     #[arg(long)]
     pub inline_data: bool,
+    /// Convert the ai.onnx (default domain) opset to N (7 to 21) before writing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(MIN_TARGET..=MAX_TARGET))]
+    pub opset: Option<i64>,
     /// Allow writing over an input file.
     #[arg(long)]
     pub force: bool,
@@ -27,7 +33,7 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: ConvertArgs) -> Result<()> {
-    let model = Model::load(&args.input)?;
+    let mut model = Model::load(&args.input)?;
     let external = match (args.external_data, args.inline_data) {
         (Some(t), _) => ExternalMode::Threshold(t),
         (None, true) => ExternalMode::Inline,
@@ -38,15 +44,51 @@ pub fn run(args: ConvertArgs) -> Result<()> {
     inputs.extend(model.external_files());
     let outputs = whittle_ir::save::target_files(&model, &args.output, &opts)?;
     check_not_overwriting(&outputs, &inputs, args.force)?;
-    if let Err(e) = whittle_ir::verify::verify(&model) {
-        eprintln!("warning: {}: {e} (written as read)", args.input.display());
+    let valid = whittle_ir::verify::verify(&model);
+    if let Err(e) = &valid {
+        let how = if args.opset.is_some() {
+            "converted without checking the result"
+        } else {
+            "written as read"
+        };
+        eprintln!("warning: {}: {e} ({how})", args.input.display());
     }
-    let report = whittle_ir::save(&model, &args.output, &opts)
-        .with_context(|| format!("{}: cannot write the converted model", args.output.display()))?;
+    let opset_report = match args.opset {
+        Some(target) => Some(
+            convert_opset(&mut model, target, valid.is_ok())
+                .with_context(|| args.input.display().to_string())?,
+        ),
+        None => None,
+    };
+    let report = whittle_ir::save(&model, &args.output, &opts).with_context(|| {
+        format!(
+            "{}: cannot write the converted model",
+            args.output.display()
+        )
+    })?;
     if args.json {
-        return print_json(&report);
+        let mut json = serde_json::to_value(&report).context("cannot serialize the report")?;
+        if let (Some(obj), Some(r)) = (json.as_object_mut(), &opset_report) {
+            obj.insert(
+                "opset".into(),
+                serde_json::to_value(r).context("cannot serialize the report")?,
+            );
+        }
+        return print_json(&json);
     }
-    println!("wrote {} ({} bytes)", report.model_path.display(), report.model_bytes);
+    if let Some(r) = &opset_report {
+        for line in &r.changes {
+            println!("{line}");
+        }
+        for line in &r.skipped {
+            println!("kept: {line}");
+        }
+    }
+    println!(
+        "wrote {} ({} bytes)",
+        report.model_path.display(),
+        report.model_bytes
+    );
     for (path, size) in &report.data_files {
         println!("wrote {} ({size} bytes)", path.display());
     }
@@ -54,4 +96,17 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         println!("note: {note}");
     }
     Ok(())
+}
+
+/// Runs the opset conversion, verifying the result when the input itself verified.
+fn convert_opset(model: &mut Model, target: i64, verify: bool) -> Result<PassReport> {
+    let pass = ConvertOpset { target };
+    let mut cx = PassContext::default();
+    if !verify {
+        return Ok(whittle_passes::Pass::run(&pass, model, &mut cx)?);
+    }
+    let mut pm = PassManager::new();
+    pm.add(Box::new(pass));
+    let mut reports = pm.run(model, &mut cx)?;
+    Ok(reports.pop().unwrap_or_default())
 }

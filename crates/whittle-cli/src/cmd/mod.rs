@@ -2,3 +2,8 @@
 pub mod convert;
 pub mod inspect;
 pub mod optimize;
+pub mod backend_args;
+pub mod bench;
+pub mod compare;
+pub mod eval;
+pub mod run;

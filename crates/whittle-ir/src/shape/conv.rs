@@ -6,7 +6,7 @@
 //! dropped). A symbolic spatial dim stays symbolic only where the output provably equals
 //! the input (stride 1 and padding that exactly offsets the kernel); otherwise unknown.
 use super::cx::{Cx, Inferred};
-use super::dim::{Dim, ValueShape, broadcast};
+use super::dim::{Dim, ValueShape, broadcast, ceil_div};
 use crate::dtype::DataType;
 
 /// Window parameters of one spatial axis.
@@ -21,7 +21,10 @@ struct Axis {
 
 impl Axis {
     fn effective_kernel(&self) -> Option<i64> {
-        self.kernel.checked_sub(1)?.checked_mul(self.dilation)?.checked_add(1)
+        self.kernel
+            .checked_sub(1)?
+            .checked_mul(self.dilation)?
+            .checked_add(1)
     }
 }
 
@@ -59,9 +62,15 @@ fn axes(cx: &Cx, kernel: &[i64]) -> Option<Vec<Axis>> {
 /// Output size of one axis of a convolution or pooling window.
 fn window_out(input: &Dim, a: Axis, auto_pad: &str, ceil_mode: bool) -> Dim {
     let same = auto_pad.starts_with("SAME");
-    let (pb, pe) = if auto_pad == "VALID" { (0, 0) } else { (a.pad_begin, a.pad_end) };
+    let (pb, pe) = if auto_pad == "VALID" {
+        (0, 0)
+    } else {
+        (a.pad_begin, a.pad_end)
+    };
     let keeps_size = a.stride == 1
-        && (same || a.effective_kernel().is_some_and(|eff| pb.checked_add(pe).and_then(|p| p.checked_add(1)) == Some(eff)));
+        && (same
+            || a.effective_kernel()
+                .is_some_and(|eff| pb.checked_add(pe).and_then(|p| p.checked_add(1)) == Some(eff)));
     match input {
         Dim::Known(n) => i64::try_from(*n)
             .ok()
@@ -76,13 +85,21 @@ fn window_out(input: &Dim, a: Axis, auto_pad: &str, ceil_mode: bool) -> Dim {
 /// `None`, never an overflow).
 fn window_len(n: i64, a: Axis, (pb, pe): (i64, i64), same: bool, ceil_mode: bool) -> Option<i64> {
     if same {
-        return Some(n.div_ceil(a.stride));
+        return Some(ceil_div(n, a.stride));
     }
-    let total = n.checked_add(pb)?.checked_add(pe)?.checked_sub(a.effective_kernel()?)?;
+    let total = n
+        .checked_add(pb)?
+        .checked_add(pe)?
+        .checked_sub(a.effective_kernel()?)?;
     if total < 0 {
         return None;
     }
-    let mut out = if ceil_mode { total.div_ceil(a.stride) + 1 } else { total / a.stride + 1 };
+    let steps = if ceil_mode {
+        ceil_div(total, a.stride)
+    } else {
+        total / a.stride
+    };
+    let mut out = steps.checked_add(1)?;
     if ceil_mode && (out - 1).checked_mul(a.stride)? >= n.checked_add(pb)? {
         out -= 1;
     }
@@ -148,7 +165,10 @@ pub fn conv_transpose(cx: &Cx) -> Inferred {
     };
     let n = x.len() - 2;
     let spatial = match (cx.attr_ints("output_shape"), kernel(cx, w)) {
-        (Some(out), _) if out.len() >= n => out[out.len() - n..].iter().map(|&d| Dim::from_i64(d)).collect(),
+        (Some(out), _) if out.len() >= n => out[out.len() - n..]
+            .iter()
+            .map(|&d| Dim::from_i64(d))
+            .collect(),
         (_, Some(k)) => transpose_spatial(cx, &x[2..], &k),
         _ => vec![Dim::Unknown; n],
     };
@@ -169,9 +189,18 @@ fn transpose_spatial(cx: &Cx, spatial: &[Dim], kernel: &[i64]) -> Vec<Dim> {
         .enumerate()
         .map(|(i, (d, a))| {
             let op = out_pad.get(i).copied().unwrap_or(0);
-            let (pb, pe) = if auto_pad == "VALID" { (0, 0) } else { (a.pad_begin, a.pad_end) };
+            let (pb, pe) = if auto_pad == "VALID" {
+                (0, 0)
+            } else {
+                (a.pad_begin, a.pad_end)
+            };
             let same = auto_pad.starts_with("SAME");
-            let grow = || a.effective_kernel()?.checked_add(op)?.checked_sub(pb)?.checked_sub(pe);
+            let grow = || {
+                a.effective_kernel()?
+                    .checked_add(op)?
+                    .checked_sub(pb)?
+                    .checked_sub(pe)
+            };
             match d {
                 Dim::Known(n) => i64::try_from(*n)
                     .ok()
@@ -179,7 +208,9 @@ fn transpose_spatial(cx: &Cx, spatial: &[Dim], kernel: &[i64]) -> Vec<Dim> {
                         if same {
                             n.checked_mul(a.stride)
                         } else {
-                            a.stride.checked_mul(n.checked_sub(1)?)?.checked_add(grow()?)
+                            a.stride
+                                .checked_mul(n.checked_sub(1)?)?
+                                .checked_add(grow()?)
                         }
                     })
                     .map_or(Dim::Unknown, Dim::from_i64),
@@ -225,8 +256,16 @@ pub fn matmul_dims(a: &[Dim], b: &[Dim]) -> Option<Vec<Dim>> {
         return None;
     }
     let one = Dim::Known(1);
-    let a2: Vec<Dim> = if a.len() == 1 { vec![one.clone(), a[0].clone()] } else { a.to_vec() };
-    let b2: Vec<Dim> = if b.len() == 1 { vec![b[0].clone(), one] } else { b.to_vec() };
+    let a2: Vec<Dim> = if a.len() == 1 {
+        vec![one.clone(), a[0].clone()]
+    } else {
+        a.to_vec()
+    };
+    let b2: Vec<Dim> = if b.len() == 1 {
+        vec![b[0].clone(), one]
+    } else {
+        b.to_vec()
+    };
     let mut out = broadcast(&a2[..a2.len() - 2], &b2[..b2.len() - 2]);
     if a.len() > 1 {
         out.push(a2[a2.len() - 2].clone());
@@ -255,8 +294,16 @@ pub fn matmul(cx: &Cx) -> Inferred {
 pub fn gemm(cx: &Cx) -> Inferred {
     let dims = match (cx.dims(0), cx.dims(1)) {
         (Some(a), Some(b)) if a.len() == 2 && b.len() == 2 => {
-            let m = if cx.attr_int("transA", 0) != 0 { &a[1] } else { &a[0] };
-            let n = if cx.attr_int("transB", 0) != 0 { &b[0] } else { &b[1] };
+            let m = if cx.attr_int("transA", 0) != 0 {
+                &a[1]
+            } else {
+                &a[0]
+            };
+            let n = if cx.attr_int("transB", 0) != 0 {
+                &b[0]
+            } else {
+                &b[1]
+            };
             Some(vec![m.clone(), n.clone()])
         }
         _ => None,

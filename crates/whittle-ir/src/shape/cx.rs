@@ -105,6 +105,12 @@ impl Cx<'_> {
         self.input(i).dtype
     }
 
+    /// Input `i`'s rank as a dim.
+    pub fn rank_dim(&self, i: usize) -> Dim {
+        self.dims(i)
+            .map_or(Dim::Unknown, |d| Dim::Known(d.len() as u64))
+    }
+
     /// Whether input slot `i` is given (optional inputs may be absent or empty).
     pub fn has_input(&self, i: usize) -> bool {
         self.node.inputs().get(i).is_some_and(|n| !n.is_empty())
@@ -134,11 +140,19 @@ impl Cx<'_> {
 
     pub fn attr_str(&self, name: &str) -> Option<String> {
         let a = self.node.attribute(name)?;
-        a.proto.s.as_deref().map(|s| String::from_utf8_lossy(s).into_owned())
+        a.proto
+            .s
+            .as_deref()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
     }
 
     /// Integers given by attribute `name` before `since_opset`, by input `input` from then on.
-    pub fn ints_attr_or_input(&self, name: &str, input: usize, since_opset: i64) -> Option<Vec<i64>> {
+    pub fn ints_attr_or_input(
+        &self,
+        name: &str,
+        input: usize,
+        since_opset: i64,
+    ) -> Option<Vec<i64>> {
         if self.opset < since_opset {
             self.attr_ints(name)
         } else {

@@ -49,7 +49,7 @@ impl std::fmt::Display for Dim {
 }
 
 /// What is known about one value: its element type and its dims (`None`: rank unknown).
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ValueShape {
     pub dtype: Option<DataType>,
     pub dims: Option<Vec<Dim>>,
@@ -82,6 +82,17 @@ impl ValueShape {
         self.dims
             .as_ref()
             .is_some_and(|d| !d.contains(&Dim::Unknown))
+    }
+}
+
+impl serde::Serialize for ValueShape {
+    /// `{"dtype": "f32", "dims": ["N", 1, 8, 8]}`; `null` for what is unknown.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("ValueShape", 2)?;
+        st.serialize_field("dtype", &self.dtype.map(|d| d.short_name()))?;
+        st.serialize_field("dims", &self.dims)?;
+        st.end()
     }
 }
 
@@ -161,7 +172,11 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Vec<Dim> {
 pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = i64::try_from(rank).ok()?;
     let a = if axis < 0 { axis + r } else { axis };
-    if (0..r).contains(&a) { usize::try_from(a).ok() } else { None }
+    if (0..r).contains(&a) {
+        usize::try_from(a).ok()
+    } else {
+        None
+    }
 }
 
 /// Adds two dims (both must be known).
@@ -171,4 +186,9 @@ pub fn add_dims(a: &Dim, b: &Dim) -> Dim {
         (Dim::Known(0), other) | (other, Dim::Known(0)) => other.clone(),
         _ => Dim::Unknown,
     }
+}
+
+/// `ceil(a / b)` for `a ≥ 0`, `b > 0` (i64's own `div_ceil` is not stable).
+pub fn ceil_div(a: i64, b: i64) -> i64 {
+    a / b + i64::from(a % b != 0)
 }

@@ -3,8 +3,9 @@
 //! 13), Expand, Tile, DepthToSpace/SpaceToDepth, and the shape-producing ops Shape, Size,
 //! ConstantOfShape and Range (whose contents are tracked, so shape arithmetic feeding a
 //! Reshape resolves).
-use super::cx::{Cx, Inferred, MAX_TRACKED, Sv};
+use super::cx::{Cx, Inferred, MAX_TRACKED, Sv, tensor_ints};
 use super::dim::{Dim, ValueShape, add_dims, broadcast, norm_axis, product_dim};
+use super::values::{self, small_dims};
 use crate::dtype::DataType;
 
 /// The rules of this module; `None` for other ops.
@@ -27,13 +28,10 @@ pub fn infer(cx: &Cx) -> Option<Inferred> {
     })
 }
 
-fn dims_vec(cx: &Cx, i: usize) -> Option<Vec<Dim>> {
-    cx.dims(i).map(<[Dim]>::to_vec)
-}
-
-/// Contents pass through a rule that keeps a 0-D/1-D tensor's elements in order.
+/// Contents pass unchanged through ops that keep the row-major element order (Reshape,
+/// Flatten, Squeeze, Unsqueeze) when the output's rank is known.
 fn same_values(cx: &Cx, out_rank: Option<usize>) -> Option<Vec<Sv>> {
-    if out_rank? <= 1 { cx.values(0).map(<[Sv]>::to_vec) } else { None }
+    out_rank.and(cx.values(0)).map(<[Sv]>::to_vec)
 }
 
 /// The rank given by a 1-D shape-like input whose contents are unknown.
@@ -44,12 +42,17 @@ fn rank_of_vector(cx: &Cx, i: usize) -> Option<usize> {
 
 fn reshape(cx: &Cx) -> Inferred {
     let target: Option<Vec<Sv>> = if cx.opset < 5 {
-        cx.attr_ints("shape").map(|v| v.into_iter().map(Sv::Int).collect())
+        cx.attr_ints("shape")
+            .map(|v| v.into_iter().map(Sv::Int).collect())
     } else {
         cx.values(1).map(<[Sv]>::to_vec)
     };
     let Some(target) = target else {
-        let rank = if cx.opset < 5 { None } else { rank_of_vector(cx, 1) };
+        let rank = if cx.opset < 5 {
+            None
+        } else {
+            rank_of_vector(cx, 1)
+        };
         return Inferred::one(cx.like0(rank.map(|r| vec![Dim::Unknown; r])));
     };
     let allowzero = cx.attr_int("allowzero", 0) != 0;
@@ -58,7 +61,10 @@ fn reshape(cx: &Cx) -> Inferred {
     let mut dims: Vec<Dim> = Vec::with_capacity(target.len());
     for (i, v) in target.iter().enumerate() {
         dims.push(match v {
-            Sv::Int(0) if !allowzero => input.and_then(|x| x.get(i)).cloned().unwrap_or(Dim::Unknown),
+            Sv::Int(0) if !allowzero => input
+                .and_then(|x| x.get(i))
+                .cloned()
+                .unwrap_or(Dim::Unknown),
             Sv::Int(-1) if infer_at.is_none() => {
                 infer_at = Some(i);
                 Dim::Unknown
@@ -91,8 +97,13 @@ fn factor<'a>(dims: impl Iterator<Item = &'a Dim>) -> Option<(u64, Vec<&'a str>)
 /// The −1 of a Reshape: input elements over the other output dims, with symbols that
 /// appear on both sides cancelling (`[N,4,4] → [N,-1]` gives `[N,16]`).
 fn infer_minus_one(input: &[Dim], dims: &[Dim], at: usize) -> Dim {
-    let others = dims.iter().enumerate().filter(|(i, _)| *i != at).map(|(_, d)| d);
-    let (Some((k_in, mut s_in)), Some((k_out, s_out))) = (factor(input.iter()), factor(others)) else {
+    let others = dims
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at)
+        .map(|(_, d)| d);
+    let (Some((k_in, mut s_in)), Some((k_out, s_out))) = (factor(input.iter()), factor(others))
+    else {
         return Dim::Unknown;
     };
     for s in s_out {
@@ -120,21 +131,27 @@ fn flatten(cx: &Cx) -> Inferred {
         let axis = usize::try_from(if axis < 0 { axis + r } else { axis }).ok()?;
         (axis <= x.len()).then(|| vec![product_dim(&x[..axis]), product_dim(&x[axis..])])
     });
-    Inferred::one(cx.like0(dims))
+    let value = same_values(cx, dims.as_ref().map(Vec::len));
+    Inferred::one(cx.like0(dims)).with_value(value)
 }
 
 fn transpose(cx: &Cx) -> Inferred {
-    let dims = cx.dims(0).and_then(|x| {
-        let perm: Vec<usize> = match cx.attr_ints("perm") {
-            Some(p) => p.iter().map(|&a| usize::try_from(a).ok()).collect::<Option<_>>()?,
-            None => (0..x.len()).rev().collect(),
-        };
-        if perm.len() != x.len() {
-            return None;
-        }
-        perm.iter().map(|&a| x.get(a).cloned()).collect()
-    });
-    Inferred::one(cx.like0(dims))
+    let Some(x) = cx.dims(0) else {
+        return Inferred::one(cx.like0(None));
+    };
+    let perm: Option<Vec<usize>> = match cx.attr_ints("perm") {
+        Some(p) => p.iter().map(|&a| usize::try_from(a).ok()).collect(),
+        None => Some((0..x.len()).rev().collect()),
+    };
+    let Some(perm) = perm.filter(|p| p.len() == x.len()) else {
+        return Inferred::one(cx.like0(None));
+    };
+    let dims = perm.iter().map(|&a| x.get(a).cloned()).collect();
+    let value = match (cx.values(0), small_dims(x)) {
+        (Some(v), Some(sizes)) => values::transpose(v, &sizes, &perm),
+        _ => None,
+    };
+    Inferred::one(cx.like0(dims)).with_value(value)
 }
 
 fn concat(cx: &Cx) -> Inferred {
@@ -148,9 +165,12 @@ fn concat(cx: &Cx) -> Inferred {
         }
         let dims = (0..rank).map(|p| {
             if p == axis {
-                shapes.iter().fold(Dim::Known(0), |acc, s| add_dims(&acc, &s[p]))
+                shapes
+                    .iter()
+                    .fold(Dim::Known(0), |acc, s| add_dims(&acc, &s[p]))
             } else {
-                let pick = |f: fn(&Dim) -> bool| shapes.iter().map(|s| &s[p]).find(|d| f(d)).cloned();
+                let pick =
+                    |f: fn(&Dim) -> bool| shapes.iter().map(|s| &s[p]).find(|d| f(d)).cloned();
                 pick(|d| matches!(d, Dim::Known(_)))
                     .or_else(|| pick(|d| matches!(d, Dim::Symbolic(_))))
                     .unwrap_or(Dim::Unknown)
@@ -159,7 +179,10 @@ fn concat(cx: &Cx) -> Inferred {
         Some(dims.collect::<Vec<_>>())
     });
     let value = (0..n)
-        .map(|i| cx.values(i).filter(|_| cx.dims(i).is_some_and(|d| d.len() == 1)))
+        .map(|i| {
+            cx.values(i)
+                .filter(|_| cx.dims(i).is_some_and(|d| d.len() == 1))
+        })
         .collect::<Option<Vec<_>>>()
         .map(|parts| parts.concat());
     Inferred::one(ValueShape {
@@ -174,13 +197,28 @@ fn squeeze(cx: &Cx) -> Inferred {
     let given = cx.has_attr_or_input("axes", 1, 13);
     let dims = cx.dims(0).and_then(|x| match axes {
         Some(axes) if !axes.is_empty() => {
-            let drop: Vec<usize> = axes.iter().map(|&a| norm_axis(a, x.len())).collect::<Option<_>>()?;
-            Some(x.iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, d)| d.clone()).collect())
+            let drop: Vec<usize> = axes
+                .iter()
+                .map(|&a| norm_axis(a, x.len()))
+                .collect::<Option<_>>()?;
+            Some(
+                x.iter()
+                    .enumerate()
+                    .filter(|(i, _)| !drop.contains(i))
+                    .map(|(_, d)| d.clone())
+                    .collect(),
+            )
         }
         // No axes: every dim of size 1 goes, which needs every dim known.
         _ if !given || axes.is_some() => {
             let known: Vec<u64> = x.iter().map(Dim::known).collect::<Option<_>>()?;
-            Some(known.into_iter().filter(|&d| d != 1).map(Dim::Known).collect())
+            Some(
+                known
+                    .into_iter()
+                    .filter(|&d| d != 1)
+                    .map(Dim::Known)
+                    .collect(),
+            )
         }
         _ => None,
     });
@@ -194,11 +232,19 @@ fn unsqueeze(cx: &Cx) -> Inferred {
         (Some(x), Some(axes)) => {
             let rank = x.len() + axes.len();
             let mut at: Option<Vec<usize>> = axes.iter().map(|&a| norm_axis(a, rank)).collect();
-            at.as_mut().map(|v| v.sort_unstable());
+            if let Some(v) = at.as_mut() {
+                v.sort_unstable();
+            }
             at.filter(|v| v.windows(2).all(|w| w[0] != w[1])).map(|at| {
                 let mut rest = x.iter();
                 (0..rank)
-                    .map(|i| if at.contains(&i) { Dim::Known(1) } else { rest.next().cloned().unwrap_or(Dim::Unknown) })
+                    .map(|i| {
+                        if at.contains(&i) {
+                            Dim::Known(1)
+                        } else {
+                            rest.next().cloned().unwrap_or(Dim::Unknown)
+                        }
+                    })
                     .collect()
             })
         }
@@ -279,15 +325,22 @@ fn size(cx: &Cx) -> Inferred {
 }
 
 fn constant_of_shape(cx: &Cx) -> Inferred {
-    let dtype = cx
-        .node
-        .attribute("value")
-        .and_then(|a| a.t.as_ref())
-        .map_or(DataType::FLOAT, |t| t.dtype());
+    let fill = cx.node.attribute("value").and_then(|a| a.t.as_ref());
+    let dtype = fill.map_or(DataType::FLOAT, |t| t.dtype());
+    let dims = target_dims(cx, 0);
+    // Integer fills (shape arithmetic) are tracked; the count is small by `small_dims`.
+    let value = match (
+        fill.and_then(tensor_ints).as_deref(),
+        dims.as_deref().and_then(small_dims),
+    ) {
+        (Some([v]), Some(sizes)) => Some(vec![Sv::Int(*v); sizes.iter().product()]),
+        _ => None,
+    };
     Inferred::one(ValueShape {
         dtype: Some(dtype),
-        dims: target_dims(cx, 0),
+        dims,
     })
+    .with_value(value)
 }
 
 fn range(cx: &Cx) -> Inferred {
@@ -299,9 +352,16 @@ fn range(cx: &Cx) -> Inferred {
                 let n = if span % d != 0 { q + 1 } else { q };
                 n.max(0)
             });
-            let value = n.filter(|&n| u64::try_from(n).is_ok_and(|n| n <= MAX_TRACKED)).map(|n| {
-                (0..n).map(|k| s.checked_add(k.saturating_mul(d)).map_or(Sv::Unknown, Sv::Int)).collect()
-            });
+            let value = n
+                .filter(|&n| u64::try_from(n).is_ok_and(|n| n <= MAX_TRACKED))
+                .map(|n| {
+                    (0..n)
+                        .map(|k| {
+                            s.checked_add(k.saturating_mul(d))
+                                .map_or(Sv::Unknown, Sv::Int)
+                        })
+                        .collect()
+                });
             (n.map_or(Dim::Unknown, Dim::from_i64), value)
         }
         _ => (range_float_len(cx), None),
@@ -311,11 +371,19 @@ fn range(cx: &Cx) -> Inferred {
 
 /// Length of a float Range with constant operands: `max(ceil((limit − start) / delta), 0)`.
 fn range_float_len(cx: &Cx) -> Dim {
-    let scalar = |i: usize| cx.float_values(i).filter(|v| v.len() == 1).map(|v| f64::from(v[0]));
+    let scalar = |i: usize| {
+        cx.float_values(i)
+            .filter(|v| v.len() == 1)
+            .map(|v| f64::from(v[0]))
+    };
     match (scalar(0), scalar(1), scalar(2)) {
         (Some(s), Some(l), Some(d)) if d != 0.0 => {
             let n = ((l - s) / d).ceil().max(0.0);
-            if n.is_finite() && n < 9.0e15 { Dim::Known(n as u64) } else { Dim::Unknown }
+            if n.is_finite() && n < 9.0e15 {
+                Dim::Known(n as u64)
+            } else {
+                Dim::Unknown
+            }
         }
         _ => Dim::Unknown,
     }

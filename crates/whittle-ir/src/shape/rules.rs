@@ -10,23 +10,86 @@ use crate::dtype::DataType;
 
 /// Ops whose output 0 has input 0's shape and dtype.
 const SAME_AS_INPUT: &[&str] = &[
-    "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "BatchNormalization", "Ceil",
-    "Celu", "Clip", "Cos", "Cosh", "CumSum", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid",
-    "HardSwish", "Hardmax", "Identity", "InstanceNormalization", "LRN", "LeakyRelu", "Log",
-    "LogSoftmax", "LpNormalization", "MeanVarianceNormalization", "Mish", "Neg", "PRelu",
-    "Reciprocal", "Relu", "Round", "Selu", "Shrink", "Sigmoid", "Sign", "Sin", "Sinh", "Softmax",
-    "Softplus", "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Trilu",
+    "Abs",
+    "Acos",
+    "Acosh",
+    "Asin",
+    "Asinh",
+    "Atan",
+    "Atanh",
+    "BatchNormalization",
+    "Ceil",
+    "Celu",
+    "Clip",
+    "Cos",
+    "Cosh",
+    "CumSum",
+    "Elu",
+    "Erf",
+    "Exp",
+    "Floor",
+    "Gelu",
+    "HardSigmoid",
+    "HardSwish",
+    "Hardmax",
+    "Identity",
+    "InstanceNormalization",
+    "LRN",
+    "LeakyRelu",
+    "Log",
+    "LogSoftmax",
+    "LpNormalization",
+    "MeanVarianceNormalization",
+    "Mish",
+    "Neg",
+    "PRelu",
+    "Reciprocal",
+    "Relu",
+    "Round",
+    "Selu",
+    "Shrink",
+    "Sigmoid",
+    "Sign",
+    "Sin",
+    "Sinh",
+    "Softmax",
+    "Softplus",
+    "Softsign",
+    "Sqrt",
+    "Tan",
+    "Tanh",
+    "ThresholdedRelu",
+    "Trilu",
 ];
 
 /// Broadcasting ops whose result has the inputs' dtype.
 const BROADCAST: &[&str] = &[
-    "Add", "BitShift", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "Div", "Max", "Mean", "Min",
-    "Mod", "Mul", "Pow", "Sub", "Sum",
+    "Add",
+    "BitShift",
+    "BitwiseAnd",
+    "BitwiseOr",
+    "BitwiseXor",
+    "Div",
+    "Max",
+    "Mean",
+    "Min",
+    "Mod",
+    "Mul",
+    "Pow",
+    "Sub",
+    "Sum",
 ];
 
 /// Broadcasting ops whose result is bool.
 const COMPARE: &[&str] = &[
-    "And", "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Or", "Xor",
+    "And",
+    "Equal",
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Or",
+    "Xor",
 ];
 
 /// Infers one default-domain node; `None` when the op has no rule here.
@@ -48,7 +111,8 @@ pub fn infer_node(cx: &Cx) -> Option<Inferred> {
         "Not" | "IsNaN" | "IsInf" => Inferred::one(ValueShape {
             dtype: Some(DataType::BOOL),
             dims: cx.dims(0).map(<[Dim]>::to_vec),
-        }),
+        })
+        .with_value(if op == "Not" { not_values(cx) } else { None }),
         "Where" => where_(cx),
         "Cast" => cast(cx),
         "CastLike" => Inferred::one(ValueShape {
@@ -65,7 +129,11 @@ pub fn infer_node(cx: &Cx) -> Option<Inferred> {
         "GlobalAveragePool" | "GlobalMaxPool" | "GlobalLpPool" => conv::global_pool(cx),
         "MatMul" | "MatMulInteger" | "QLinearMatMul" => conv::matmul(cx),
         "Gemm" => conv::gemm(cx),
-        _ => return layout::infer(cx).or_else(|| slicing::infer(cx)).or_else(|| reduce::infer(cx)),
+        _ => {
+            return layout::infer(cx)
+                .or_else(|| slicing::infer(cx))
+                .or_else(|| reduce::infer(cx));
+        }
     };
     Some(inferred)
 }
@@ -104,11 +172,25 @@ pub fn broadcast_inputs(cx: &Cx, inputs: impl Iterator<Item = usize>) -> Option<
     acc
 }
 
-/// Contents of Add/Sub/Mul/Div of two tracked integer tensors (shape arithmetic such as
-/// `Div(Gather(Shape(x), 2), heads)`). A scalar broadcasts; anything else must match.
+/// Contents of Add/Sub/Mul/Div and of comparisons (as 0/1) of two tracked integer
+/// tensors: shape arithmetic such as `Div(Gather(Shape(x), 2), heads)`, or the
+/// `Equal(Gather(Shape(x), -1), 1)` that decides an exported `If`. A scalar broadcasts;
+/// anything else must match.
 fn int_arithmetic(cx: &Cx) -> Option<Vec<Sv>> {
     let op = cx.node.op_type();
-    if !matches!(op, "Add" | "Sub" | "Mul" | "Div") || !cx.dtype(0).is_some_and(is_int) {
+    let known = matches!(
+        op,
+        "Add"
+            | "Sub"
+            | "Mul"
+            | "Div"
+            | "Equal"
+            | "Less"
+            | "Greater"
+            | "LessOrEqual"
+            | "GreaterOrEqual"
+    );
+    if !known || !cx.dtype(0).is_some_and(is_int) {
         return None;
     }
     let (a, b) = (cx.values(0)?, cx.values(1)?);
@@ -126,9 +208,20 @@ fn int_op(op: &str, a: Sv, b: Sv) -> Sv {
     match (op, &a, &b) {
         ("Mul", s @ Sv::Sym(_), Sv::Int(1)) | ("Mul", Sv::Int(1), s @ Sv::Sym(_)) => s.clone(),
         ("Div", s @ Sv::Sym(_), Sv::Int(1)) => s.clone(),
-        ("Add" | "Sub", s @ Sv::Sym(_), Sv::Int(0)) | ("Add", Sv::Int(0), s @ Sv::Sym(_)) => s.clone(),
+        ("Add" | "Sub", s @ Sv::Sym(_), Sv::Int(0)) | ("Add", Sv::Int(0), s @ Sv::Sym(_)) => {
+            s.clone()
+        }
+        ("Equal" | "LessOrEqual" | "GreaterOrEqual", Sv::Sym(x), Sv::Sym(y)) if x == y => {
+            Sv::Int(1)
+        }
+        ("Less" | "Greater", Sv::Sym(x), Sv::Sym(y)) if x == y => Sv::Int(0),
         (_, Sv::Int(x), Sv::Int(y)) => {
             let r = match op {
+                "Equal" => Some(i64::from(x == y)),
+                "Less" => Some(i64::from(x < y)),
+                "Greater" => Some(i64::from(x > y)),
+                "LessOrEqual" => Some(i64::from(x <= y)),
+                "GreaterOrEqual" => Some(i64::from(x >= y)),
                 "Add" => x.checked_add(*y),
                 "Sub" => x.checked_sub(*y),
                 "Mul" => x.checked_mul(*y),
@@ -142,9 +235,21 @@ fn int_op(op: &str, a: Sv, b: Sv) -> Sv {
     }
 }
 
+/// Contents of `Not` of a tracked bool tensor.
+fn not_values(cx: &Cx) -> Option<Vec<Sv>> {
+    let v = cx.values(0)?;
+    Some(
+        v.iter()
+            .map(|x| x.int().map_or(Sv::Unknown, |b| Sv::Int(i64::from(b == 0))))
+            .collect(),
+    )
+}
+
 pub fn is_int(d: DataType) -> bool {
-    matches!(d, DataType::INT64 | DataType::INT32 | DataType::INT8 | DataType::UINT8)
-        || matches!(d.0, 4 | 5 | 12 | 13)
+    matches!(
+        d,
+        DataType::INT64 | DataType::INT32 | DataType::INT8 | DataType::UINT8
+    ) || matches!(d.0, 4 | 5 | 12 | 13)
 }
 
 fn where_(cx: &Cx) -> Inferred {
@@ -155,9 +260,21 @@ fn where_(cx: &Cx) -> Inferred {
 }
 
 fn cast(cx: &Cx) -> Inferred {
-    let to = cx.node.attr_int("to").and_then(|t| i32::try_from(t).ok()).map(DataType);
+    let to = cx
+        .node
+        .attr_int("to")
+        .and_then(|t| i32::try_from(t).ok())
+        .map(DataType);
+    let from_int = cx
+        .dtype(0)
+        .is_some_and(|d| is_int(d) || d == DataType::BOOL);
     let value = match to {
-        Some(t) if is_int(t) && cx.dtype(0).is_some_and(is_int) => cx.values(0).map(<[Sv]>::to_vec),
+        Some(t) if is_int(t) && from_int => cx.values(0).map(<[Sv]>::to_vec),
+        Some(DataType::BOOL) if from_int => cx.values(0).map(|v| {
+            v.iter()
+                .map(|x| x.int().map_or(Sv::Unknown, |i| Sv::Int(i64::from(i != 0))))
+                .collect()
+        }),
         _ => None,
     };
     Inferred::one(ValueShape {
@@ -182,7 +299,11 @@ fn quantize(cx: &Cx) -> Inferred {
     let dims = cx.dims(0).map(<[Dim]>::to_vec);
     match cx.node.op_type() {
         "QuantizeLinear" => Inferred::one(ValueShape {
-            dtype: if cx.has_input(2) { cx.dtype(2) } else { Some(DataType::UINT8) },
+            dtype: if cx.has_input(2) {
+                cx.dtype(2)
+            } else {
+                Some(DataType::UINT8)
+            },
             dims,
         }),
         "DequantizeLinear" => Inferred::one(ValueShape {
@@ -190,7 +311,10 @@ fn quantize(cx: &Cx) -> Inferred {
             dims,
         }),
         _ => Inferred::many(vec![
-            ValueShape { dtype: Some(DataType::UINT8), dims },
+            ValueShape {
+                dtype: Some(DataType::UINT8),
+                dims,
+            },
             ValueShape::new(Some(DataType::FLOAT), vec![]),
             ValueShape::new(Some(DataType::UINT8), vec![]),
         ]),
@@ -211,7 +335,10 @@ fn constant(cx: &Cx) -> Inferred {
             Some(t) => {
                 out.value = tensor_ints(t).map(|v| v.into_iter().map(Sv::Int).collect());
                 out.floats = tensor_floats(t);
-                ValueShape::new(Some(t.dtype()), t.dims().iter().map(|&d| Dim::from_i64(d)).collect())
+                ValueShape::new(
+                    Some(t.dtype()),
+                    t.dims().iter().map(|&d| Dim::from_i64(d)).collect(),
+                )
             }
             None => ValueShape::unknown(),
         },

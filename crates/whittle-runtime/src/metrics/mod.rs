@@ -39,8 +39,9 @@ pub enum MetricsError {
     MissingOutput { output: String },
 }
 
-/// Everything measured between one reference and one candidate tensor.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything measured between one reference and one candidate tensor. In JSON (serde),
+/// infinite values (an SNR of two identical tensors) become `null`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Metrics {
     pub count: usize,
     pub max_abs: f64,
@@ -207,7 +208,7 @@ fn snr_db(signal: f64, noise: f64) -> f64 {
 /// An allclose-style bound: every element must satisfy `|r − c| ≤ atol + rtol·|r|`
 /// (NaN vs NaN passes, a non-finite mismatch fails), and the cosine similarity must be at
 /// least `min_cosine`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Tolerance {
     pub atol: f64,
     pub rtol: f64,
@@ -215,7 +216,7 @@ pub struct Tolerance {
 }
 
 /// The outcome of [`within_bounds`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BoundsReport {
     pub pass: bool,
     /// Elements outside `atol + rtol·|r|`.

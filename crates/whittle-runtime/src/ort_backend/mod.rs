@@ -133,6 +133,10 @@ impl Backend for OrtBackend {
         NAME
     }
 
+    fn specialises_shapes(&self) -> bool {
+        false
+    }
+
     /// onnxruntime takes shapes from the tensors at run time; `inputs` only has to name
     /// real inputs.
     fn load(

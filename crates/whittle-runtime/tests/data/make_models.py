@@ -2,8 +2,11 @@
 
 Run from anywhere with the workspace venv:
     /work/main/.venv/bin/python crates/whittle-runtime/tests/data/make_models.py
-Everything is deterministic (fixed weights, no RNG), so re-running reproduces the
-same bytes; the outputs are committed next to this script.
+Everything is deterministic (fixed weights, no RNG): re-running reproduces the .onnx
+files byte for byte; the .npz files hold the same arrays, but numpy stamps the current
+time into their zip headers. The outputs are committed next to this script (each < 10 KB).
+gemm_relu_io.npz holds onnxruntime's output for a fixed input, so the tract test has an
+oracle even where no onnxruntime library is found at test time.
 """
 
 import os

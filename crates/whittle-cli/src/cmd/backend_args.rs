@@ -1,0 +1,112 @@
+//! Flags shared by the commands that execute models (`run`, `compare`, `eval`, `bench`):
+//! which runtime, where onnxruntime's library is, input shapes and threads; plus the
+//! helpers they share (loading, input files, printing notes).
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use whittle_ir::Model;
+use whittle_runtime::model::{BackendKind, make_backend};
+use whittle_runtime::{Backend, ShapeOverride, parse_shape_override};
+
+/// The runtime that computes the numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// tract-onnx, built into whittle (models are lowered exactly first: constant
+    /// DequantizeLinear folded, constant-condition If inlined, f16 computed in f32).
+    Tract,
+    /// onnxruntime, loaded at run time from a libonnxruntime ≥ 1.31 (see --ort-lib).
+    Onnxruntime,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackendArgs {
+    /// Runtime that computes the numbers [default: tract].
+    #[arg(long, value_enum, value_name = "RUNTIME")]
+    pub runtime: Option<Runtime>,
+    /// onnxruntime library file or folder. Default: $WHITTLE_ORT_LIB, else the one inside
+    /// the onnxruntime Python package (python3, then .venv/bin/python in this folder or above).
+    #[arg(long, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// Fix an input's shape (NAME=1x3x224x224) or a symbolic dim everywhere (batch=1).
+    /// Repeatable.
+    #[arg(long = "shape", value_name = "NAME=DIMS")]
+    pub shapes: Vec<String>,
+    /// Threads [default: one per CPU]: tract runs this many samples at once, onnxruntime
+    /// uses them inside each run.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+impl BackendArgs {
+    /// The chosen runtime (tract unless told otherwise).
+    pub fn kind(&self) -> BackendKind {
+        match self.runtime {
+            Some(Runtime::Onnxruntime) => BackendKind::Ort,
+            _ => BackendKind::Tract,
+        }
+    }
+
+    pub fn overrides(&self) -> Result<Vec<ShapeOverride>> {
+        self.shapes
+            .iter()
+            .map(|s| parse_shape_override(s).map_err(anyhow::Error::from))
+            .collect()
+    }
+
+    /// The backend of `kind`, with onnxruntime using `intra_threads` per run.
+    pub fn backend_with(&self, kind: BackendKind, intra_threads: usize) -> Result<Box<dyn Backend>> {
+        make_backend(kind, self.ort_lib.as_deref(), intra_threads).with_context(|| {
+            format!("cannot use the {} runtime", kind.label())
+        })
+    }
+
+    /// The chosen backend, set up for running many samples: tract gets `--threads` parallel
+    /// runs, onnxruntime `--threads` intra-op threads (and runs one sample at a time).
+    pub fn backend(&self) -> Result<(Box<dyn Backend>, usize)> {
+        let threads = self.threads.unwrap_or(0);
+        match self.kind() {
+            BackendKind::Tract => Ok((self.backend_with(BackendKind::Tract, 0)?, threads)),
+            BackendKind::Ort => Ok((self.backend_with(BackendKind::Ort, threads)?, 1)),
+        }
+    }
+}
+
+/// Loads a model's IR, naming the file on failure.
+pub fn load_model(path: &Path) -> Result<Model> {
+    Model::load(path).with_context(|| format!("{}: cannot load the model", path.display()))
+}
+
+/// The "backend: …" line every report starts with.
+pub fn backend_line(backend: &str) -> String {
+    let label = if backend == "ort" { "onnxruntime" } else { backend };
+    format!("backend: {label}")
+}
+
+/// Prints notes (lowering steps, casts, skipped outputs) on stderr.
+pub fn print_notes(notes: &[String]) {
+    for n in notes {
+        eprintln!("note: {n}");
+    }
+}
+
+/// Prints rows under a header, columns padded to their widest cell, two spaces apart.
+pub fn print_aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,257 @@
+//! Constant folding: a default-domain node whose inputs are all constant (initializers no
+//! graph input overrides, or values folded earlier in the same run) is evaluated by the
+//! small exact kernels of [`eval`] and replaced by initializers. `Shape` and `Size` of a
+//! value whose dims shape inference knows fold too.
+//!
+//! Invariants:
+//! - folding never grows the file by more than the limit per output: an output larger
+//!   than `limit` bytes folds only when its constant inputs are used by this node alone
+//!   and the output is no larger than they are together (e.g. a `Transpose` of a weight);
+//! - nodes with subgraphs, nodes of other domains and ops without a kernel are left
+//!   alone; when all their inputs are constant the report says why they were not folded;
+//! - subgraphs fold with the constants of their enclosing graphs in view; results become
+//!   initializers of the graph that held the node.
+pub mod elementwise;
+pub mod eval;
+pub mod movement;
+pub mod value;
+#[cfg(test)]
+mod tests;
+
+use super::scope::{self, GraphCx, Uses};
+use crate::{Pass, PassContext, PassError, PassReport};
+use std::collections::{HashMap, HashSet};
+use value::{FoldError, Value};
+use whittle_ir::shape::ShapeMap;
+use whittle_ir::{Graph, Model, Tensor};
+
+/// Default size limit: 1 MiB of new data per folded output.
+pub const DEFAULT_FOLD_LIMIT: u64 = 1 << 20;
+
+/// The constant-folding pass.
+pub struct ConstantFolding {
+    /// Bytes one folded output may add to the model (see the module docs).
+    pub limit: u64,
+}
+
+impl Default for ConstantFolding {
+    fn default() -> Self {
+        ConstantFolding { limit: DEFAULT_FOLD_LIMIT }
+    }
+}
+
+impl Pass for ConstantFolding {
+    fn name(&self) -> &'static str {
+        "fold"
+    }
+
+    fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
+        let cx = GraphCx::main(model);
+        let shapes = whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
+        let mut report = PassReport::default();
+        fold_graph(&mut model.graph, cx, &HashMap::new(), &shapes, self.limit, &mut report);
+        Ok(report)
+    }
+}
+
+/// Constants visible in one graph, converted to [`Value`]s on first use.
+struct Constants<'a> {
+    tensors: HashMap<String, &'a Tensor>,
+    values: HashMap<String, Value>,
+    bad: HashSet<String>,
+}
+
+impl Constants<'_> {
+    fn get(&mut self, name: &str) -> Option<Result<&Value, FoldError>> {
+        if !self.values.contains_key(name) {
+            let t = self.tensors.get(name)?;
+            match Value::from_tensor(t) {
+                Ok(v) => {
+                    self.values.insert(name.to_string(), v);
+                }
+                Err(e) => {
+                    self.bad.insert(name.to_string());
+                    return Some(Err(e));
+                }
+            }
+        }
+        self.values.get(name).map(Ok)
+    }
+
+    fn is_constant(&self, name: &str) -> bool {
+        self.values.contains_key(name) || self.tensors.contains_key(name)
+    }
+}
+
+/// A fold decided for one node: its outputs' values.
+struct Folded {
+    node: petgraph::stable_graph::NodeIndex,
+    outputs: Vec<(String, Value)>,
+}
+
+fn fold_graph(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    limit: u64,
+    report: &mut PassReport,
+) {
+    let (folded, keep_values) = {
+        let outer_refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
+        let mut consts = Constants {
+            tensors: scope::constants(g, &cx, &outer_refs),
+            values: HashMap::new(),
+            bad: HashSet::new(),
+        };
+        let uses = Uses::of(g);
+        let folded = if cx.can_add_initializers() {
+            plan(g, &cx, &mut consts, &uses, shapes, limit, report)
+        } else {
+            Vec::new()
+        };
+        (folded, consts.values)
+    };
+    let _ = keep_values;
+    apply(g, &cx, folded);
+    // Subgraphs see this graph's constants (after folding) as outer constants.
+    let mut inner_outer = outer.clone();
+    for t in &g.initializers {
+        if scope::is_constant_init(g, t.name(), &cx) {
+            inner_outer.insert(t.name().to_string(), t.clone());
+        }
+    }
+    for name in g.input_names().map(str::to_string).collect::<Vec<_>>() {
+        if !cx.legacy {
+            inner_outer.remove(&name);
+        }
+    }
+    for n in g.nodes_mut() {
+        for sub in n.subgraphs_mut() {
+            fold_graph(sub, cx.sub(), &inner_outer, shapes, limit, report);
+        }
+    }
+}
+
+/// Decides which nodes fold (in order, so chains fold in one run).
+fn plan(
+    g: &Graph,
+    cx: &GraphCx,
+    consts: &mut Constants,
+    uses: &Uses,
+    shapes: &ShapeMap,
+    limit: u64,
+    report: &mut PassReport,
+) -> Vec<Folded> {
+    let mut folded = Vec::new();
+    for (pos, (ix, n)) in g.nodes().enumerate() {
+        if n.domain() != "" || n.op_type() == "Constant" || n.inputs().iter().all(String::is_empty) {
+            continue;
+        }
+        if n.subgraphs().next().is_some() {
+            continue;
+        }
+        let op = n.op_type();
+        // Shape/Size of a value with statically known dims.
+        if matches!(op, "Shape" | "Size") && !consts.is_constant(&n.inputs()[0]) {
+            if let Some(dims) = shapes.get(&n.inputs()[0]).and_then(|s| s.known_dims()) {
+                let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+                let v = if op == "Shape" {
+                    eval::shape_of(&dims, n)
+                } else {
+                    Ok(Value::from_vec(vec![], &[dims.iter().product::<usize>() as i64]))
+                };
+                if let (Ok(v), Some(out)) = (v, n.outputs().first()) {
+                    report.changes.push(format!("folded {} from the static shape -> {out}: {}", n.label(pos), describe(&v)));
+                    consts.values.insert(out.clone(), v.clone());
+                    folded.push(Folded { node: ix, outputs: vec![(out.clone(), v)] });
+                }
+            }
+            continue;
+        }
+        if !n.inputs().iter().all(|i| i.is_empty() || consts.is_constant(i)) {
+            continue;
+        }
+        let mut inputs: Vec<Option<Value>> = Vec::new();
+        let mut failed = None;
+        for i in n.inputs() {
+            if i.is_empty() {
+                inputs.push(None);
+                continue;
+            }
+            match consts.get(i) {
+                Some(Ok(v)) => inputs.push(Some(v.clone())),
+                Some(Err(e)) => failed = Some(format!("input {i:?}: {e}")),
+                None => failed = Some(format!("input {i:?} is not constant")),
+            }
+        }
+        if let Some(why) = failed {
+            report.skipped.push(format!("{}: {why}", n.label(pos)));
+            continue;
+        }
+        let budget = budget_for(n.inputs(), &inputs, uses, cx, g, limit);
+        let refs: Vec<Option<&Value>> = inputs.iter().map(Option::as_ref).collect();
+        match eval::eval(n, &refs, cx.opset, budget) {
+            Ok(outs) if outs.len() == n.outputs().len() => {
+                let outputs: Vec<(String, Value)> = n.outputs().iter().cloned().zip(outs).filter(|(name, _)| !name.is_empty()).collect();
+                let shown: Vec<String> = outputs.iter().map(|(name, v)| format!("{name}: {}", describe(v))).collect();
+                report.changes.push(format!("folded {} -> {}", n.label(pos), shown.join(", ")));
+                for (name, v) in &outputs {
+                    consts.values.insert(name.clone(), v.clone());
+                }
+                folded.push(Folded { node: ix, outputs });
+            }
+            Ok(_) => report.skipped.push(format!("{}: kernel returned the wrong number of outputs", n.label(pos))),
+            Err(e) => report.skipped.push(format!("{}: {e}", n.label(pos))),
+        }
+    }
+    folded
+}
+
+/// The byte budget of one node's outputs: the limit, or the size of its constant inputs
+/// when this node is their only user (folding then replaces data, it does not add any).
+fn budget_for(names: &[String], inputs: &[Option<Value>], uses: &Uses, cx: &GraphCx, g: &Graph, limit: u64) -> u64 {
+    let mut own = 0u64;
+    for (name, v) in names.iter().zip(inputs) {
+        let Some(v) = v else { continue };
+        let exclusive = uses.consumers(name).len() == 1 && !uses.is_output(name) && scope::is_constant_init(g, name, cx);
+        if !exclusive {
+            return limit;
+        }
+        own += v.bytes.len() as u64;
+    }
+    limit.max(own)
+}
+
+/// `i64[2] = [1, -1]` (values shown for small integer tensors), `f32[3,4]`.
+fn describe(v: &Value) -> String {
+    let dims: Vec<String> = v.dims.iter().map(|d| d.to_string()).collect();
+    let ty = format!("{}[{}]", v.dtype, dims.join(","));
+    match v.to_i64s() {
+        Ok(x) if x.len() <= 8 && !v.dtype.is_float() => format!("{ty} = {x:?}"),
+        _ => ty,
+    }
+}
+
+/// Removes the folded nodes and adds initializers for the outputs still in use.
+fn apply(g: &mut Graph, cx: &GraphCx, folded: Vec<Folded>) {
+    if folded.is_empty() {
+        return;
+    }
+    let doomed: HashSet<_> = folded.iter().map(|f| f.node).collect();
+    let uses = Uses::of(g);
+    let mut new_inits = Vec::new();
+    for f in &folded {
+        for (name, v) in &f.outputs {
+            let live = uses.is_output(name) || uses.consumers(name).iter().any(|u| !doomed.contains(&u.node));
+            if live {
+                new_inits.push(v.to_tensor(name));
+            }
+        }
+    }
+    let doomed: Vec<_> = doomed.into_iter().collect();
+    g.remove_nodes(&doomed);
+    for t in new_inits {
+        scope::add_initializer(g, t, cx);
+    }
+}

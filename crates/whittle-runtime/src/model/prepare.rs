@@ -1,0 +1,252 @@
+//! Backends by kind, a model's input specs, and the file handed to a backend.
+//!
+//! Invariant: [`prepare_file`] never changes what the model computes. It hands over the
+//! original file when it can; otherwise it writes a copy to a private temporary folder that
+//! is deleted when the [`PreparedFile`] is dropped. The copy differs from the model only by
+//! (a) the exact tract lowering, for tract, and (b) graph outputs left out because they are
+//! not tensors whittle can read (sequences, maps, strings), which are listed.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use whittle_ir::types::{Dim as IrDim, tensor_type, type_string};
+use whittle_ir::{Model, SaveOptions};
+use whittle_passes::lower::LowerForVerification;
+use whittle_passes::{Pass, PassContext};
+
+use super::ModelError;
+use crate::backend::{Backend, BackendError};
+use crate::inputs::{Dim, InputSpec};
+use crate::tensor::DType;
+use crate::tract_backend::TractBackend;
+
+/// Which numeric backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Tract,
+    Ort,
+}
+
+impl BackendKind {
+    /// The backend's short name as reports carry it (`tract`, `ort`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Tract => "tract",
+            BackendKind::Ort => "ort",
+        }
+    }
+
+    /// The name users know it by (`tract`, `onnxruntime`).
+    pub fn label(self) -> &'static str {
+        match self {
+            BackendKind::Tract => "tract",
+            BackendKind::Ort => "onnxruntime",
+        }
+    }
+}
+
+/// Builds a backend. For onnxruntime, `ort_library` is a library file or folder (`None`:
+/// `WHITTLE_ORT_LIB`, then discovery) and `intra_threads` its intra-op threads (0 = its
+/// default).
+pub fn make_backend(
+    kind: BackendKind,
+    ort_library: Option<&Path>,
+    intra_threads: usize,
+) -> Result<Box<dyn Backend>, BackendError> {
+    match kind {
+        BackendKind::Tract => Ok(Box::new(TractBackend::new())),
+        #[cfg(feature = "ort")]
+        BackendKind::Ort => {
+            let options = crate::OrtOptions {
+                library: ort_library.map(Path::to_path_buf),
+                intra_threads,
+            };
+            Ok(Box::new(crate::OrtBackend::new(&options)?))
+        }
+        #[cfg(not(feature = "ort"))]
+        BackendKind::Ort => {
+            let _ = (ort_library, intra_threads);
+            Err(BackendError::OrtLibrary(
+                "this build of whittle has no onnxruntime backend (cargo feature `ort`)".into(),
+            ))
+        }
+    }
+}
+
+/// The inputs a caller must feed: graph inputs that are not initializers, in graph order,
+/// with their dtype and declared dims (`dim_param` → [`Dim::Symbolic`], missing or negative
+/// → [`Dim::Unknown`]).
+pub fn input_specs(model: &Model) -> Result<Vec<InputSpec>, ModelError> {
+    let graph = &model.graph;
+    let mut constants: HashSet<&str> = graph.initializers.iter().map(|t| t.name()).collect();
+    for sparse in &graph.proto.sparse_initializer {
+        if let Some(values) = &sparse.values {
+            constants.insert(values.name());
+        }
+    }
+    let bad = |input: &str, reason: String| ModelError::Unfeedable {
+        model: model.label(),
+        input: input.to_string(),
+        reason,
+    };
+    let mut specs = Vec::new();
+    for info in &graph.proto.input {
+        let name = info.name();
+        if constants.contains(name) {
+            continue;
+        }
+        let Some(ty) = info.r#type.as_ref() else {
+            return Err(bad(name, "declares no type".into()));
+        };
+        let Some((elem, dims)) = tensor_type(ty) else {
+            return Err(bad(
+                name,
+                format!("is a {}, not a tensor: whittle can only feed tensors", type_string(ty)),
+            ));
+        };
+        let dtype = DType::from_onnx_code(elem.0).ok_or_else(|| {
+            bad(name, format!("has dtype {}, which whittle cannot feed", elem.short_name()))
+        })?;
+        let dims = dims.ok_or_else(|| bad(name, "declares no shape (its rank is unknown)".into()))?;
+        let dims = dims
+            .into_iter()
+            .map(|d| match d {
+                IrDim::Fixed(v) => u64::try_from(v).map_or(Dim::Unknown, Dim::Fixed),
+                IrDim::Symbolic(s) => Dim::Symbolic(s),
+                IrDim::Unknown => Dim::Unknown,
+            })
+            .collect();
+        specs.push(InputSpec {
+            name: name.to_string(),
+            dtype,
+            dims,
+        });
+    }
+    Ok(specs)
+}
+
+/// A model file ready for a backend; a temporary copy lives as long as this value.
+#[derive(Debug)]
+pub struct PreparedFile {
+    path: PathBuf,
+    /// Holds the temporary copy (and its external data) on disk.
+    dir: Option<tempfile::TempDir>,
+    /// What the copy changed, one line each (lowering steps, outputs left out).
+    pub notes: Vec<String>,
+    /// Graph outputs left out of the copy, with their declared type.
+    pub skipped_outputs: Vec<(String, String)>,
+}
+
+impl PreparedFile {
+    /// The file to load.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when the file is a temporary copy rather than the user's file.
+    pub fn is_copy(&self) -> bool {
+        self.dir.is_some()
+    }
+}
+
+/// Prepares `model` for the backend named `backend` (`"tract"` lowers, anything else takes
+/// the model as is). `unchanged_file` is the file `model` was loaded from, when `model` has
+/// not been changed since: it is handed over directly when no copy is needed.
+pub fn prepare_file(
+    model: &Model,
+    unchanged_file: Option<&Path>,
+    backend: &str,
+) -> Result<PreparedFile, ModelError> {
+    let mut notes = Vec::new();
+    let mut copy: Option<Model> = None;
+    let skipped_outputs = unreadable_outputs(model);
+    if !skipped_outputs.is_empty() {
+        if skipped_outputs.len() == model.graph.proto.output.len() {
+            return Err(ModelError::Data(format!(
+                "{}: no graph output is a tensor whittle can read ({})",
+                model.label(),
+                describe(&skipped_outputs)
+            )));
+        }
+        let mut m = model.clone();
+        let skip: HashSet<&str> = skipped_outputs.iter().map(|(n, _)| n.as_str()).collect();
+        m.graph.proto.output.retain(|o| !skip.contains(o.name()));
+        notes.push(format!(
+            "outputs left out (not tensors whittle can read): {}",
+            describe(&skipped_outputs)
+        ));
+        copy = Some(m);
+    }
+    if backend == "tract" {
+        let mut m = copy.take().unwrap_or_else(|| model.clone());
+        let report = LowerForVerification
+            .run(&mut m, &mut PassContext::default())
+            .map_err(|e| ModelError::Lowering {
+                model: model.label(),
+                message: e.to_string(),
+            })?;
+        let lowered = !report.changes.is_empty();
+        notes.extend(report.changes.iter().map(|c| format!("lowered for tract: {c}")));
+        if lowered || !skipped_outputs.is_empty() {
+            copy = Some(m);
+        }
+    }
+    match (copy, unchanged_file) {
+        (None, Some(file)) => Ok(PreparedFile {
+            path: file.to_path_buf(),
+            dir: None,
+            notes,
+            skipped_outputs,
+        }),
+        (copy, _) => {
+            let m = copy.as_ref().unwrap_or(model);
+            let dir = tempfile::Builder::new()
+                .prefix("whittle-run-")
+                .tempdir()
+                .map_err(|e| {
+                    ModelError::Data(format!("cannot create a temporary folder for the model: {e}"))
+                })?;
+            let name = model
+                .path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map_or_else(|| "model.onnx".into(), |n| n.to_os_string());
+            let path = dir.path().join(name);
+            whittle_ir::save(m, &path, &SaveOptions::default())?;
+            Ok(PreparedFile {
+                path,
+                dir: Some(dir),
+                notes,
+                skipped_outputs,
+            })
+        }
+    }
+}
+
+/// Graph outputs declared with a type whittle cannot read back (not a tensor, or a dtype
+/// [`DType`] lacks). Outputs with no declared type are kept.
+fn unreadable_outputs(model: &Model) -> Vec<(String, String)> {
+    model
+        .graph
+        .proto
+        .output
+        .iter()
+        .filter_map(|o| {
+            let ty = o.r#type.as_ref()?;
+            let readable = match tensor_type(ty) {
+                Some((elem, _)) => elem.0 == 0 || DType::from_onnx_code(elem.0).is_some(),
+                None => ty.value.is_none(),
+            };
+            (!readable).then(|| (o.name().to_string(), type_string(ty)))
+        })
+        .collect()
+}
+
+fn describe(outputs: &[(String, String)]) -> String {
+    outputs
+        .iter()
+        .map(|(n, t)| format!("\"{n}\" {t}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

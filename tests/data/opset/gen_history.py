@@ -1,0 +1,181 @@
+"""Generate crates/whittle-passes/src/opset/history.rs from the onnx operator schemas.
+
+    .venv/bin/python tests/data/opset/gen_history.py          # rewrite the file
+    .venv/bin/python tests/data/opset/gen_history.py --check  # exit 1 if it is stale
+
+The table lists, for every ai.onnx operator, the opset versions (<= MAX_OPSET) at which its
+schema changed, and for every such change in MIN_STEP..=MAX_OPSET how the new schema relates
+to the previous one:
+
+- additive: every model valid for the old schema is valid for the new one with the same
+  meaning as far as the signature tells (attributes, inputs and outputs only added as
+  optional, types only added, required things only made optional). Upgrading needs no
+  rewrite; downgrading needs the node not to use what was added.
+- changed: anything else (removed or re-typed attributes/inputs, changed defaults). The
+  pass must have a hand-written rule for these or it refuses.
+
+Semantic changes that leave the signature alone (e.g. negative axes at opset 11) are not
+visible here; the pass's rules cover the ones that matter.
+The onnx library is used only to write this file, never at run time.
+"""
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import onnx
+from onnx import defs, helper
+
+MAX_OPSET = 21
+MIN_STEP = 7
+OUT = Path(__file__).resolve().parents[3] / "crates/whittle-passes/src/opset/history.rs"
+
+
+def dtype_code(type_str):
+    """'tensor(bfloat16)' -> 16; sequences, optionals and maps are not tracked (None)."""
+    if not type_str.startswith("tensor("):
+        return None
+    return onnx.TensorProto.DataType.Value(type_str[len("tensor("):-1].upper())
+
+
+def types_of(schema):
+    allowed = set()
+    for c in schema.type_constraints:
+        allowed |= set(c.allowed_type_strs)
+    for p in list(schema.inputs) + list(schema.outputs):
+        if p.type_str.startswith("tensor("):
+            allowed.add(p.type_str)
+    return allowed
+
+
+def default_of(attr):
+    if attr.required or not attr.default_value.name:
+        return "D::None"
+    v = helper.get_attribute_value(attr.default_value)
+    if isinstance(v, bytes):
+        return f'D::S("{v.decode()}")'
+    if isinstance(v, float):
+        return f"D::F({v!r}_f32)" if v == v and abs(v) != float("inf") else "D::None"
+    if isinstance(v, int):
+        return f"D::I({v})"
+    return "D::None"
+
+
+def params(ps):
+    return [(p.type_str, p.option) for p in ps]
+
+
+def compare(old, new):
+    """(additive, what changed, new attributes, inputs made optional)."""
+    changed, new_attrs = [], []
+    OPT = defs.OpSchema.FormalParameterOption
+    for name, a in sorted(new.attributes.items()):
+        b = old.attributes.get(name)
+        if b is None:
+            if a.required:
+                changed.append(f"required attribute {name} added")
+            else:
+                new_attrs.append((name, default_of(a)))
+        elif b.type != a.type or (a.required and not b.required):
+            changed.append(f"attribute {name} changed")
+        elif not a.required and not b.required and default_of(a) != default_of(b):
+            changed.append(f"default of {name} changed")
+    for name in sorted(set(old.attributes) - set(new.attributes)):
+        changed.append(f"attribute {name} removed")
+    now_optional = []
+    for kind, po, pn, mo, mn in (
+        ("input", old.inputs, new.inputs, old.min_input, new.min_input),
+        ("output", old.outputs, new.outputs, old.min_output, new.min_output),
+    ):
+        for i, (a, b) in enumerate(zip(params(po), params(pn))):
+            if a[0] != b[0]:
+                changed.append(f"{kind} {pn[i].name} re-typed")
+            if a[1] != b[1]:
+                if kind == "input" and a[1] == OPT.Single and b[1] == OPT.Optional:
+                    now_optional.append(i)
+                else:
+                    changed.append(f"{kind} {pn[i].name} arity changed")
+        if len(pn) < len(po):
+            changed.append(f"{kind}s removed")
+        for p in pn[len(po):]:
+            if p.option != OPT.Optional:
+                changed.append(f"required {kind} {p.name} added")
+        if mn > mo:
+            changed.append(f"more {kind}s required")
+    for c_new in new.type_constraints:
+        for c_old in old.type_constraints:
+            if c_old.type_param_str == c_new.type_param_str:
+                if set(c_old.allowed_type_strs) - set(c_new.allowed_type_strs):
+                    changed.append(f"types removed from {c_new.type_param_str}")
+    return not changed, "; ".join(changed), new_attrs, now_optional
+
+
+def rust_list(items):
+    return "&[" + ", ".join(items) + "]"
+
+
+def generate():
+    history = defaultdict(list)
+    deprecated = []
+    for s in defs.get_all_schemas_with_history():
+        if s.domain in ("", "ai.onnx") and s.since_version <= MAX_OPSET:
+            history[s.name].append(s.since_version)
+            if s.deprecated:
+                deprecated.append((s.name, s.since_version))
+    lines = [
+        "//! Generated by `tests/data/opset/gen_history.py` from the onnx "
+        f"{onnx.__version__} operator schemas; do not edit.",
+        "//!",
+        f"//! [`HISTORY`]: for every ai.onnx operator, the opsets (<= {MAX_OPSET}) at which its schema",
+        "//! changed. [`STEPS`]: for every such change from opset "
+        f"{MIN_STEP} on, how the new schema relates to the old.",
+        "use super::table::{D, Step};",
+        "",
+        "pub(crate) const MAX_OPSET: i64 = " + str(MAX_OPSET) + ";",
+        "",
+        "#[rustfmt::skip]",
+        "pub(crate) const HISTORY: &[(&str, &[i64])] = &[",
+    ]
+    for name in sorted(history):
+        vs = ", ".join(str(v) for v in sorted(history[name]))
+        lines.append(f'    ("{name}", &[{vs}]),')
+    lines += ["];", "", "#[rustfmt::skip]", "pub(crate) const DEPRECATED: &[(&str, i64)] = &["]
+    lines += [f'    ("{n}", {v}),' for n, v in sorted(deprecated)]
+    lines += ["];", "", "#[rustfmt::skip]", "pub(crate) const STEPS: &[Step] = &["]
+    for name in sorted(history):
+        vs = sorted(history[name])
+        for prev, since in zip(vs, vs[1:]):
+            if since < MIN_STEP:
+                continue
+            old, new = defs.get_schema(name, prev), defs.get_schema(name, since)
+            additive, what, new_attrs, now_optional = compare(old, new)
+            added = sorted(types_of(new) - types_of(old))
+            codes = sorted({c for c in (dtype_code(t) for t in added) if c is not None})
+            attrs = rust_list(f'("{n}", {d})' for n, d in new_attrs)
+            max_in = min(old.max_input, 255)
+            max_out = min(old.max_output, 255)
+            lines.append(
+                f'    Step {{ op: "{name}", since: {since}, prev: {prev}, additive: {str(additive).lower()}, '
+                f"new_attrs: {attrs}, old_max_inputs: {max_in}, old_max_outputs: {max_out}, "
+                f"now_optional: {rust_list(str(i) for i in now_optional)}, "
+                f"new_types: {rust_list(str(c) for c in codes)}, "
+                f'what: "{what}" }},'
+            )
+    lines += ["];", ""]
+    return "\n".join(lines)
+
+
+def main():
+    text = generate()
+    if "--check" in sys.argv[1:]:
+        current = OUT.read_text() if OUT.exists() else ""
+        if current != text:
+            print(f"{OUT} is stale: rerun {Path(__file__).name}", file=sys.stderr)
+            sys.exit(1)
+        print('{"ok": true}')
+        return
+    OUT.write_text(text)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
