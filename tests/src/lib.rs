@@ -29,7 +29,9 @@ pub fn fixture_models() -> Vec<PathBuf> {
 /// Every `.onnx` file below `corpus/` (fetched by `scripts/fetch-corpus.sh`), sorted.
 pub fn corpus_models() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -74,7 +76,10 @@ pub fn python_json(script: &str, args: &[&std::ffi::OsStr]) -> Result<serde_json
     if out.status.success() {
         Ok(json)
     } else {
-        Err(format!("{script} failed: {json}; stderr: {}", String::from_utf8_lossy(&out.stderr)))
+        Err(format!(
+            "{script} failed: {json}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 }
 

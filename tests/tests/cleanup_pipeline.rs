@@ -13,7 +13,11 @@ fn batch_override_lets_folding_remove_shape_arithmetic() {
         "flatten",
         vec![vi("x", "f32[N,3,4,4]")],
         vec![vi("y", "f32[N,48]")],
-        vec![i64v("zero", &[], &[0]), i64v("axes0", &[1], &[0]), i64v("minus1", &[1], &[-1])],
+        vec![
+            i64v("zero", &[], &[0]),
+            i64v("axes0", &[1], &[0]),
+            i64v("minus1", &[1], &[-1]),
+        ],
         vec![
             n("Shape", "x", "sh", vec![]),
             n("Gather", "sh, zero", "batch", vec![]),
@@ -30,7 +34,10 @@ fn batch_override_lets_folding_remove_shape_arithmetic() {
     let untouched = run_pipeline(&mut plain, &CleanupOptions::default());
     assert!(untouched.contains("Gather(sh, zero)"), "{untouched}");
     let opts = CleanupOptions {
-        overrides: ShapeOverrides { batch: Some(1), ..Default::default() },
+        overrides: ShapeOverrides {
+            batch: Some(1),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut fixed = m.clone();
@@ -41,8 +48,20 @@ fn batch_override_lets_folding_remove_shape_arithmetic() {
 #[test]
 fn pipeline_cleans_exporter_noise() {
     let w = f32r("", &[4, 3, 3, 3], 1);
-    let then_b = graph("then", vec![], vec![vi("t", "f32[1,5]")], vec![], vec![n("Identity", "logits", "t", vec![])]);
-    let else_b = graph("else", vec![], vec![vi("e", "f32[1,5]")], vec![], vec![n("Neg", "logits", "e", vec![])]);
+    let then_b = graph(
+        "then",
+        vec![],
+        vec![vi("t", "f32[1,5]")],
+        vec![],
+        vec![n("Identity", "logits", "t", vec![])],
+    );
+    let else_b = graph(
+        "else",
+        vec![],
+        vec![vi("e", "f32[1,5]")],
+        vec![],
+        vec![n("Neg", "logits", "e", vec![])],
+    );
     let g = graph(
         "exported",
         vec![vi("image", "f32[1,3,6,6]"), vi("flip", "bool[]")],
@@ -59,11 +78,26 @@ fn pipeline_cleans_exporter_noise() {
         ],
         vec![
             n("Constant", "", "conv_w", vec![tensor("value", w)]),
-            n("Conv", "image, conv_w", "c", vec![ints("pads", &[0, 0, 0, 0])]),
-            n("BatchNormalization", "c, gamma, beta, mu, sigma2", "bn", vec![]),
+            n(
+                "Conv",
+                "image, conv_w",
+                "c",
+                vec![ints("pads", &[0, 0, 0, 0])],
+            ),
+            n(
+                "BatchNormalization",
+                "c, gamma, beta, mu, sigma2",
+                "bn",
+                vec![],
+            ),
             n("Relu", "bn", "act", vec![]),
             n("Identity", "act", "act_id", vec![]),
-            n("Constant", "", "flat_shape", vec![ints("value_ints", &[1, -1])]),
+            n(
+                "Constant",
+                "",
+                "flat_shape",
+                vec![ints("value_ints", &[1, -1])],
+            ),
             n("Reshape", "act_id, flat_shape", "flat", vec![]),
             n("Dropout", "flat", "drop", vec![]),
             n("MatMul", "drop, fc_w", "mm", vec![]),
@@ -71,12 +105,23 @@ fn pipeline_cleans_exporter_noise() {
             n("Add", "logits0, fc_b_copy", "logits", vec![]),
             // Dead: exporters leave debugging branches behind.
             n("Sigmoid", "logits", "unused_probs", vec![]),
-            n("If", "flip", "y", vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)]),
+            n(
+                "If",
+                "flip",
+                "y",
+                vec![
+                    graph_attr("then_branch", then_b),
+                    graph_attr("else_branch", else_b),
+                ],
+            ),
         ],
     );
     let m = model(g, 17);
     let mut after = m.clone();
-    insta::assert_snapshot!("exporter_noise", run_pipeline(&mut after, &CleanupOptions::default()));
+    insta::assert_snapshot!(
+        "exporter_noise",
+        run_pipeline(&mut after, &CleanupOptions::default())
+    );
     assert_same_in_ort(&m, &after, 1e-5, &[]);
 }
 
@@ -85,7 +130,15 @@ fn legacy_ir3_weights_listed_as_inputs_stay_in_step() {
     // IR 3: every initializer is also a graph input; onnxruntime treats them as weights.
     let mut g = graph(
         "legacy",
-        vec![vi("x", "f32[1,2,3,3]"), vi("w", "f32[2,2,1,1]"), vi("s", "f32[2]"), vi("b", "f32[2]"), vi("m", "f32[2]"), vi("v", "f32[2]"), vi("shape", "i64[2]")],
+        vec![
+            vi("x", "f32[1,2,3,3]"),
+            vi("w", "f32[2,2,1,1]"),
+            vi("s", "f32[2]"),
+            vi("b", "f32[2]"),
+            vi("m", "f32[2]"),
+            vi("v", "f32[2]"),
+            vi("shape", "i64[2]"),
+        ],
         vec![vi("y", "f32[1,18]")],
         vec![
             f32r("w", &[2, 2, 1, 1], 1),
@@ -110,7 +163,11 @@ fn legacy_ir3_weights_listed_as_inputs_stay_in_step() {
     // Every initializer is still listed as an input, and nothing else was dropped.
     let inputs: Vec<&str> = after.graph.input_names().collect();
     for t in &after.graph.initializers {
-        assert!(inputs.contains(&t.name()), "{} is not listed as an input", t.name());
+        assert!(
+            inputs.contains(&t.name()),
+            "{} is not listed as an input",
+            t.name()
+        );
     }
     assert!(inputs.contains(&"x"));
     assert_same_in_ort(&m, &after, 1e-5, &[]);

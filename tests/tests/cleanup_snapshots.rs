@@ -19,11 +19,23 @@ fn check(name: &str, m: Model, passes: &[&str], atol: f64) {
 fn dce_removes_dead_nodes_initializers_and_value_info() {
     // The If's branches read `a` from the outer graph: `a` stays; the dead Neg inside
     // the then-branch goes.
-    let then_b = graph("then", vec![], vec![vi("t", "f32[2,3]")], vec![], vec![
-        n("Relu", "a", "t", vec![]),
-        n("Neg", "a", "dead_inner", vec![]),
-    ]);
-    let else_b = graph("else", vec![], vec![vi("e", "f32[2,3]")], vec![], vec![n("Neg", "a", "e", vec![])]);
+    let then_b = graph(
+        "then",
+        vec![],
+        vec![vi("t", "f32[2,3]")],
+        vec![],
+        vec![
+            n("Relu", "a", "t", vec![]),
+            n("Neg", "a", "dead_inner", vec![]),
+        ],
+    );
+    let else_b = graph(
+        "else",
+        vec![],
+        vec![vi("e", "f32[2,3]")],
+        vec![],
+        vec![n("Neg", "a", "e", vec![])],
+    );
     let mut g = graph(
         "dce",
         vec![vi("x", "f32[2,3]"), vi("cond", "bool[]")],
@@ -33,7 +45,15 @@ fn dce_removes_dead_nodes_initializers_and_value_info() {
             n("Add", "x, w", "a", vec![]),
             n("Relu", "x", "dead1", vec![]),
             n("Neg", "dead1", "dead2", vec![]),
-            n("If", "cond", "y", vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)]),
+            n(
+                "If",
+                "cond",
+                "y",
+                vec![
+                    graph_attr("then_branch", then_b),
+                    graph_attr("else_branch", else_b),
+                ],
+            ),
         ],
     );
     g.proto.value_info = vec![vi("a", "f32[2,3]"), vi("dead2", "f32[2,3]")];
@@ -45,7 +65,12 @@ fn identity_elimination_rewires_and_keeps_graph_outputs() {
     let g = graph(
         "identity",
         vec![vi("x", "f32[N,4]")],
-        vec![vi("y", "f32[N,4]"), vi("y2", "f32[N,4]"), vi("dm", "f32[N,4]"), vi("mask", "bool[N,4]")],
+        vec![
+            vi("y", "f32[N,4]"),
+            vi("y2", "f32[N,4]"),
+            vi("dm", "f32[N,4]"),
+            vi("mask", "bool[N,4]"),
+        ],
         vec![
             i64v("keep_shape", &[2], &[0, -1]),
             i64v("zero_pads", &[4], &[0, 0, 0, 0]),
@@ -77,23 +102,58 @@ fn identity_elimination_rewires_and_keeps_graph_outputs() {
 
 #[test]
 fn constants_become_initializers_also_in_subgraphs() {
-    let then_b = graph("then", vec![], vec![vi("t", "f32[2]")], vec![], vec![
-        n("Constant", "", "k", vec![tensor("value", f32v("", &[2], &[2.0, 3.0]))]),
-        n("Mul", "z, k", "t", vec![]),
-    ]);
-    let else_b = graph("else", vec![], vec![vi("e", "f32[2]")], vec![], vec![n("Identity", "z", "e", vec![])]);
+    let then_b = graph(
+        "then",
+        vec![],
+        vec![vi("t", "f32[2]")],
+        vec![],
+        vec![
+            n(
+                "Constant",
+                "",
+                "k",
+                vec![tensor("value", f32v("", &[2], &[2.0, 3.0]))],
+            ),
+            n("Mul", "z, k", "t", vec![]),
+        ],
+    );
+    let else_b = graph(
+        "else",
+        vec![],
+        vec![vi("e", "f32[2]")],
+        vec![],
+        vec![n("Identity", "z", "e", vec![])],
+    );
     let g = graph(
         "constants",
         vec![vi("x", "f32[2]"), vi("cond", "bool[]")],
         vec![vi("y", "f32[2]"), vi("shape_out", "i64[2]")],
         vec![],
         vec![
-            n("Constant", "", "w", vec![tensor("value", f32v("", &[2], &[0.5, -1.0]))]),
+            n(
+                "Constant",
+                "",
+                "w",
+                vec![tensor("value", f32v("", &[2], &[0.5, -1.0]))],
+            ),
             n("Constant", "", "f", vec![float("value_float", 4.0)]),
-            n("Constant", "", "shape_out", vec![ints("value_ints", &[1, 2])]),
+            n(
+                "Constant",
+                "",
+                "shape_out",
+                vec![ints("value_ints", &[1, 2])],
+            ),
             n("Add", "x, w", "a", vec![]),
             n("Mul", "a, f", "z", vec![]),
-            n("If", "cond", "y", vec![graph_attr("then_branch", then_b), graph_attr("else_branch", else_b)]),
+            n(
+                "If",
+                "cond",
+                "y",
+                vec![
+                    graph_attr("then_branch", then_b),
+                    graph_attr("else_branch", else_b),
+                ],
+            ),
         ],
     );
     check("constants", model(g, 17), &["constants"], 0.0);
@@ -136,24 +196,51 @@ fn batchnorm_folds_into_conv_convtranspose_and_gemm() {
             f32r(&format!("scale{s}"), &[c], s),
             f32r(&format!("shift{s}"), &[c], s + 1),
             f32r(&format!("mean{s}"), &[c], s + 2),
-            f32v(&format!("var{s}"), &[c], &(0..c).map(|i| 0.5 + i as f32).collect::<Vec<_>>()),
+            f32v(
+                &format!("var{s}"),
+                &[c],
+                &(0..c).map(|i| 0.5 + i as f32).collect::<Vec<_>>(),
+            ),
         ]
     };
-    let mut inits = vec![f32r("wc", &[4, 2, 3, 3], 10), f32r("wt", &[2, 1, 2, 2], 11), f32r("bt", &[2], 12), f32r("wg", &[3, 8], 13)];
+    let mut inits = vec![
+        f32r("wc", &[4, 2, 3, 3], 10),
+        f32r("wt", &[2, 1, 2, 2], 11),
+        f32r("bt", &[2], 12),
+        f32r("wg", &[3, 8], 13),
+    ];
     inits.extend(bn(4, 20));
     inits.extend(bn(2, 30));
     inits.extend(bn(3, 40));
     inits.extend(bn(4, 50));
-    let bn_node = |x: &str, s: u64, out: &str| n("BatchNormalization", &format!("{x}, scale{s}, shift{s}, mean{s}, var{s}"), out, vec![float("epsilon", 1e-3)]);
+    let bn_node = |x: &str, s: u64, out: &str| {
+        n(
+            "BatchNormalization",
+            &format!("{x}, scale{s}, shift{s}, mean{s}, var{s}"),
+            out,
+            vec![float("epsilon", 1e-3)],
+        )
+    };
     let g = graph(
         "bn",
         vec![vi("x", "f32[1,2,5,5]"), vi("v", "f32[2,8]")],
-        vec![vi("yc", "f32[1,4,3,3]"), vi("yt", "f32[1,2,10,10]"), vi("yg", "f32[2,3]"), vi("c2", "f32[1,4,3,3]"), vi("yc2", "f32[1,4,3,3]")],
+        vec![
+            vi("yc", "f32[1,4,3,3]"),
+            vi("yt", "f32[1,2,10,10]"),
+            vi("yg", "f32[2,3]"),
+            vi("c2", "f32[1,4,3,3]"),
+            vi("yc2", "f32[1,4,3,3]"),
+        ],
         inits,
         vec![
             n("Conv", "x, wc", "c", vec![ints("kernel_shape", &[3, 3])]),
             bn_node("c", 20, "yc"),
-            n("ConvTranspose", "x, wt, bt", "t", vec![int("group", 2), ints("strides", &[2, 2])]),
+            n(
+                "ConvTranspose",
+                "x, wt, bt",
+                "t",
+                vec![int("group", 2), ints("strides", &[2, 2])],
+            ),
             bn_node("t", 30, "yt"),
             n("Gemm", "v, wg", "gm", vec![int("transB", 1)]),
             bn_node("gm", 40, "yg"),
@@ -188,7 +275,12 @@ fn per_channel_mul_add_fold_into_conv() {
         ],
     );
     // Run twice: the Add is next to the conv only after the Mul is folded.
-    check("fuse_conv_affine", model(g, 17), &["fuse-conv-affine", "fuse-conv-affine"], 1e-5);
+    check(
+        "fuse_conv_affine",
+        model(g, 17),
+        &["fuse-conv-affine", "fuse-conv-affine"],
+        1e-5,
+    );
 }
 
 #[test]
@@ -228,7 +320,12 @@ fn duplicate_initializers_merge_by_content() {
             n("Sub", "s2, c", "s3", vec![]),
             n("Add", "s3, b2", "s4", vec![]),
             n("Add", "s4, e", "y0", vec![]),
-            n("ReduceSum", "y0", "y", vec![int("keepdims", 0), ints("axes", &[0])]),
+            n(
+                "ReduceSum",
+                "y0",
+                "y",
+                vec![int("keepdims", 0), ints("axes", &[0])],
+            ),
         ],
     );
     g.proto.output = vec![vi("y", "f32[]")];
@@ -272,7 +369,10 @@ fn consecutive_slices_on_different_axes_merge() {
             i64v("a1", &[1], &[-1]),
             i64v("st1", &[1], &[2]),
         ],
-        vec![n("Slice", "x, s0, e0, a0", "h", vec![]), n("Slice", "h, s1, e1, a1, st1", "y", vec![])],
+        vec![
+            n("Slice", "x, s0, e0, a0", "h", vec![]),
+            n("Slice", "h, s1, e1, a1, st1", "y", vec![]),
+        ],
     );
     check("merge_slices", model(g, 17), &["merge-slices"], 0.0);
 }

@@ -18,11 +18,19 @@ fn stderr(out: &std::process::Output) -> String {
 fn assert_fails_cleanly(out: &std::process::Output, needles: &[&str], not_written: &Path) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     for n in needles {
         assert!(err.contains(n), "{n:?} not in {err:?}");
     }
-    assert!(!not_written.exists(), "{} was written", not_written.display());
+    assert!(
+        !not_written.exists(),
+        "{} was written",
+        not_written.display()
+    );
 }
 
 #[test]
@@ -32,7 +40,11 @@ fn convert_without_flags_is_byte_identical() {
         let out = dir.path().join(src.file_name().unwrap());
         let r = whittle!("convert", &src, "-o", &out);
         assert!(r.status.success(), "{}: {}", src.display(), stderr(&r));
-        assert!(std::fs::read(&out).unwrap() == std::fs::read(&src).unwrap(), "{}", src.display());
+        assert!(
+            std::fs::read(&out).unwrap() == std::fs::read(&src).unwrap(),
+            "{}",
+            src.display()
+        );
     }
     let data = "external_mlp.onnx.data";
     assert_eq!(
@@ -44,14 +56,42 @@ fn convert_without_flags_is_byte_identical() {
 #[test]
 fn converted_models_run_in_onnxruntime_with_equal_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    for (k, mode) in [vec![], vec!["--external-data", "256"], vec!["--inline-data"]].iter().enumerate() {
+    for (k, mode) in [
+        vec![],
+        vec!["--external-data", "256"],
+        vec!["--inline-data"],
+    ]
+    .iter()
+    .enumerate()
+    {
         for src in runnable() {
-            let out = dir.path().join(format!("m{k}-{}", src.file_name().unwrap().to_string_lossy()));
-            let mut args: Vec<std::ffi::OsString> = vec!["convert".into(), src.clone().into(), "-o".into(), out.clone().into()];
+            let out = dir.path().join(format!(
+                "m{k}-{}",
+                src.file_name().unwrap().to_string_lossy()
+            ));
+            let mut args: Vec<std::ffi::OsString> = vec![
+                "convert".into(),
+                src.clone().into(),
+                "-o".into(),
+                out.clone().into(),
+            ];
             args.extend(mode.iter().map(Into::into));
             let r = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &args);
-            assert!(r.status.success(), "{mode:?} {}: {}", src.display(), stderr(&r));
-            let res = python_json("ort_run_compare.py", &[src.as_os_str(), out.as_os_str(), "--seed".as_ref(), "7".as_ref()]);
+            assert!(
+                r.status.success(),
+                "{mode:?} {}: {}",
+                src.display(),
+                stderr(&r)
+            );
+            let res = python_json(
+                "ort_run_compare.py",
+                &[
+                    src.as_os_str(),
+                    out.as_os_str(),
+                    "--seed".as_ref(),
+                    "7".as_ref(),
+                ],
+            );
             let res = res.unwrap_or_else(|e| panic!("{mode:?} {}: {e}", src.display()));
             assert_eq!(res["ok"], true, "{mode:?} {}: {res}", src.display());
         }
@@ -67,15 +107,27 @@ fn refuses_to_overwrite_inputs_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("external_mlp.onnx");
     std::fs::copy(fixture("external_mlp.onnx"), &model).unwrap();
-    std::fs::copy(fixture("external_mlp.onnx.data"), dir.path().join("external_mlp.onnx.data")).unwrap();
+    std::fs::copy(
+        fixture("external_mlp.onnx.data"),
+        dir.path().join("external_mlp.onnx.data"),
+    )
+    .unwrap();
     let before = std::fs::read(&model).unwrap();
     let r = whittle!("convert", &model, "-o", &model);
     assert_eq!(r.status.code(), Some(1));
-    assert!(stderr(&r).contains("refusing to overwrite an input file"), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("refusing to overwrite an input file"),
+        "{}",
+        stderr(&r)
+    );
     // Another model name, but the kept external layout would rewrite the input's data file.
     let other = dir.path().join("copy.onnx");
     let r = whittle!("convert", &model, "-o", &other);
-    assert!(stderr(&r).contains("external_mlp.onnx.data: refusing to overwrite"), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("external_mlp.onnx.data: refusing to overwrite"),
+        "{}",
+        stderr(&r)
+    );
     assert!(!other.exists());
     let r = whittle!("convert", &model, "-o", &model, "--force");
     assert!(r.status.success(), "{}", stderr(&r));
@@ -87,25 +139,45 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.onnx");
     let missing = dir.path().join("missing.onnx");
-    assert_fails_cleanly(&whittle!("convert", &missing, "-o", &out), &["missing.onnx", "cannot read"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &missing, "-o", &out),
+        &["missing.onnx", "cannot read"],
+        &out,
+    );
 
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"this is not a protobuf at all \xff\xff\xff\xff").unwrap();
-    assert_fails_cleanly(&whittle!("convert", &garbage, "-o", &out), &["garbage.onnx", "not"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &garbage, "-o", &out),
+        &["garbage.onnx", "not"],
+        &out,
+    );
 
     let bytes = std::fs::read(fixture("digits_cnn.onnx")).unwrap();
     let truncated = dir.path().join("truncated.onnx");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert_fails_cleanly(&whittle!("convert", &truncated, "-o", &out), &["truncated.onnx"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &truncated, "-o", &out),
+        &["truncated.onnx"],
+        &out,
+    );
 
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
-    assert_fails_cleanly(&whittle!("convert", &empty, "-o", &out), &["empty.onnx", "empty"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &empty, "-o", &out),
+        &["empty.onnx", "empty"],
+        &out,
+    );
 
     // IR version 99: field 1 (varint) = 99, then a graph (field 7, empty).
     let future = dir.path().join("future.onnx");
     std::fs::write(&future, [0x08, 99, 0x3a, 0x00]).unwrap();
-    assert_fails_cleanly(&whittle!("convert", &future, "-o", &out), &["future.onnx", "unsupported IR version 99"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &future, "-o", &out),
+        &["future.onnx", "unsupported IR version 99"],
+        &out,
+    );
 
     // An external location that leaves the model's folder.
     let sub = dir.path().join("sub");
@@ -114,14 +186,22 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
     let escaped = replace(&model, b"external_mlp.onnx.data", b"../xternal_mlp.onnx.da");
     let evil = sub.join("evil.onnx");
     std::fs::write(&evil, escaped).unwrap();
-    assert_fails_cleanly(&whittle!("convert", &evil, "-o", &out), &["evil.onnx", "leaves the model's folder"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", &evil, "-o", &out),
+        &["evil.onnx", "leaves the model's folder"],
+        &out,
+    );
 
     // A data file too short for the recorded offsets.
     let short = dir.path().join("short");
     std::fs::create_dir(&short).unwrap();
     std::fs::write(short.join("m.onnx"), &model).unwrap();
     std::fs::write(short.join("external_mlp.onnx.data"), b"tiny").unwrap();
-    assert_fails_cleanly(&whittle!("convert", short.join("m.onnx"), "-o", &out), &["m.onnx", "past the end"], &out);
+    assert_fails_cleanly(
+        &whittle!("convert", short.join("m.onnx"), "-o", &out),
+        &["m.onnx", "past the end"],
+        &out,
+    );
 }
 
 /// Replaces every occurrence of `from` by `to` (same length, so protobuf lengths still hold).
@@ -152,10 +232,17 @@ fn a_full_disk_leaves_the_previous_output_and_no_temporary_file() {
         fixture("digits_cnn.onnx").display(),
         out.display()
     );
-    let r = std::process::Command::new("bash").arg("-c").arg(cmd).output().unwrap();
+    let r = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap();
     let err = stderr(&r);
     assert_eq!(r.status.code(), Some(1), "{err}");
-    assert!(err.contains("out.onnx") && err.contains("File too large"), "{err}");
+    assert!(
+        err.contains("out.onnx") && err.contains("File too large"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"previous output");
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -167,7 +254,9 @@ fn a_full_disk_leaves_the_previous_output_and_no_temporary_file() {
 
 /// A model with one `mib` MiB initializer, written through the IR.
 fn big_model(path: &Path, mib: usize) {
-    use whittle_ir::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+    use whittle_ir::proto::{
+        GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto,
+    };
     let w = whittle_ir::Tensor::new_raw(
         "w",
         whittle_ir::DataType::FLOAT,
@@ -176,7 +265,10 @@ fn big_model(path: &Path, mib: usize) {
     );
     let graph = GraphProto {
         name: Some("big".into()),
-        output: vec![ValueInfoProto { name: Some("y".into()), ..Default::default() }],
+        output: vec![ValueInfoProto {
+            name: Some("y".into()),
+            ..Default::default()
+        }],
         node: vec![NodeProto {
             input: vec!["w".into()],
             output: vec!["y".into()],
@@ -188,7 +280,10 @@ fn big_model(path: &Path, mib: usize) {
     };
     let model = ModelProto {
         ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
         graph: Some(graph),
         ..Default::default()
     };
@@ -208,12 +303,21 @@ fn an_interrupted_convert_leaves_the_previous_output_and_no_temporary_file() {
     for delay_ms in [30, 80, 150, 300, 600] {
         std::fs::write(&out, b"previous output").unwrap();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_whittle-e2e"))
-            .args(["convert".as_ref(), src.as_os_str(), "-o".as_ref(), out.as_os_str(), "--external-data".as_ref(), "1".as_ref()])
+            .args([
+                "convert".as_ref(),
+                src.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--external-data".as_ref(),
+                "1".as_ref(),
+            ])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
         let r = child.wait_with_output().unwrap();
         // Whatever the timing: the output is the previous one or the complete new one
         // (a signal after the final rename), never half-written; never a stray temporary file.
@@ -222,7 +326,11 @@ fn an_interrupted_convert_leaves_the_previous_output_and_no_temporary_file() {
             Some(0) => assert!(whittle_ir::Model::load(&out).is_ok()),
             Some(130) => {
                 interrupted += usize::from(previous);
-                assert!(previous || whittle_ir::Model::load(&out).is_ok(), "{}", stderr(&r));
+                assert!(
+                    previous || whittle_ir::Model::load(&out).is_ok(),
+                    "{}",
+                    stderr(&r)
+                );
             }
             other => panic!("exit {other:?}: {}", stderr(&r)),
         }

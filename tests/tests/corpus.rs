@@ -35,10 +35,19 @@ fn corpus_round_trips() {
             "{}: whittle's encoding differs from prost's for the same proto",
             path.display()
         );
-        assert_eq!(ModelProto::decode(&ours[..]).unwrap(), reference, "{}", path.display());
+        assert_eq!(
+            ModelProto::decode(&ours[..]).unwrap(),
+            reference,
+            "{}",
+            path.display()
+        );
         let out = dir.path().join("out.onnx");
         save(&model, &out, &SaveOptions::default()).unwrap();
-        assert!(std::fs::read(&out).unwrap() == ours, "{}: save wrote other bytes", path.display());
+        assert!(
+            std::fs::read(&out).unwrap() == ours,
+            "{}: save wrote other bytes",
+            path.display()
+        );
         let key = path.to_string_lossy();
         let is_canonical = canon["canonical"][key.as_ref()].as_bool() == Some(true);
         if ours == bytes {

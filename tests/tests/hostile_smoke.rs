@@ -31,7 +31,13 @@ fn exercise(bytes: Vec<u8>, dir: &Path) {
     let _ = whittle_ir::text::model_to_text(&model);
     let _ = model.to_proto().encode_to_vec();
     let out = dir.join("out").join("mutant.onnx");
-    let _ = save(&model, &out, &SaveOptions { external: whittle_ir::ExternalMode::Inline });
+    let _ = save(
+        &model,
+        &out,
+        &SaveOptions {
+            external: whittle_ir::ExternalMode::Inline,
+        },
+    );
     for t in model.graph.initializers.iter() {
         let _ = t.to_f32_vec();
         let _ = t.content_hash();
@@ -49,7 +55,10 @@ fn mutated_fixtures_never_panic() {
         dir.path().join("external_mlp.onnx.data"),
     )
     .unwrap();
-    let originals: Vec<Vec<u8>> = fixture_models().iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let originals: Vec<Vec<u8>> = fixture_models()
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
     let mut cases = 0;
     for (k, orig) in originals.iter().enumerate() {
         let mut mutants: Vec<(String, Vec<u8>)> = Vec::new();
@@ -93,7 +102,10 @@ fn mutated_fixtures_never_panic() {
 fn deep_subgraph_nesting_is_an_error_not_a_stack_overflow() {
     use whittle_proto::*;
     // 200 nested If-branches: prost's recursion limit (100) rejects it while decoding.
-    let mut g = GraphProto { name: Some("leaf".into()), ..Default::default() };
+    let mut g = GraphProto {
+        name: Some("leaf".into()),
+        ..Default::default()
+    };
     for i in 0..200 {
         let node = NodeProto {
             op_type: Some("If".into()),
@@ -106,10 +118,23 @@ fn deep_subgraph_nesting_is_an_error_not_a_stack_overflow() {
             }],
             ..Default::default()
         };
-        g = GraphProto { node: vec![node], name: Some(format!("g{i}")), ..Default::default() };
+        g = GraphProto {
+            node: vec![node],
+            name: Some(format!("g{i}")),
+            ..Default::default()
+        };
     }
-    let model = ModelProto { ir_version: Some(8), graph: Some(g), ..Default::default() };
+    let model = ModelProto {
+        ir_version: Some(8),
+        graph: Some(g),
+        ..Default::default()
+    };
     let bytes = Bytes::from(model.encode_to_vec());
-    let e = Model::decode(bytes, None, Path::new("deep.onnx")).unwrap_err().to_string();
-    assert!(e.contains("deep.onnx") && e.contains("recursion limit"), "{e}");
+    let e = Model::decode(bytes, None, Path::new("deep.onnx"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("deep.onnx") && e.contains("recursion limit"),
+        "{e}"
+    );
 }

@@ -166,17 +166,28 @@ fn scatter_becomes_scatter_elements_at_11() {
     check_rule("scatter_9", 9, 11, true, None);
 }
 
+/// A downgrade-only rule: `name` converted to each of `targets` (snapshot) compares equal
+/// (within `atol`) to the original.
+fn check_down(name: &str, targets: &[i64], atol: Option<f64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = data(name);
+    for &target in targets {
+        let out = dir.path().join(format!("{name}-{target}.onnx"));
+        convert(&src, &out, target);
+        insta::assert_snapshot!(format!("{name}_to_{target}"), text(&out));
+        assert_same_outputs(&src, &out, atol);
+    }
+}
+
 #[test]
 fn layer_normalization_is_expanded_below_17() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = data("layernorm_17");
-    for target in [13, 9] {
-        let out = dir.path().join(format!("ln-{target}.onnx"));
-        convert(&src, &out, target);
-        insta::assert_snapshot!(format!("layernorm_17_to_{target}"), text(&out));
-        // A different (unfused) order of float operations: equal within rounding.
-        assert_same_outputs(&src, &out, Some(1e-5));
-    }
+    // A different (unfused) order of float operations: equal within rounding.
+    check_down("layernorm_17", &[13, 9], Some(1e-5));
+}
+
+#[test]
+fn shape_start_end_become_a_slice_and_allowzero_goes_below_15() {
+    check_down("shape_15", &[13, 9], None);
 }
 
 /// A refused conversion: exit 1, one line on stderr naming the node and its op, nothing
@@ -273,14 +284,20 @@ fn the_report_lists_changed_nodes_and_json_carries_it() {
     assert!(json["model_bytes"].as_u64().unwrap() > 0);
 }
 
+/// Runs a script of tests/data/opset with the venv's python.
+fn data_script(script: &str, arg: &std::ffi::OsStr) -> std::process::Output {
+    let path = repo_root().join("tests/data/opset").join(script);
+    let python = whittle_tests::venv_python();
+    std::process::Command::new(python)
+        .arg(path)
+        .arg(arg)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_history_table_matches_the_onnx_schemas() {
-    let script = repo_root().join("tests/data/opset/gen_history.py");
-    let r = std::process::Command::new(whittle_tests::venv_python())
-        .arg(script)
-        .arg("--check")
-        .output()
-        .unwrap();
+    let r = data_script("gen_history.py", "--check".as_ref());
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
 }
 
@@ -347,11 +364,7 @@ fn corpus_converts_to_18_and_21_with_equal_outputs() {
     let mut lines = Vec::new();
     let mut converted = [0usize; 2];
     for (k, src) in models.iter().enumerate() {
-        let rel = src
-            .strip_prefix(repo_root())
-            .unwrap_or(src)
-            .display()
-            .to_string();
+        let rel = src.strip_prefix(repo_root()).unwrap_or(src).display();
         for (t, target) in [18, 21].into_iter().enumerate() {
             let out = dir.path().join(format!("{k}-{target}.onnx"));
             let r = whittle!("convert", src, "-o", &out, "--opset", target.to_string());
@@ -369,19 +382,10 @@ fn corpus_converts_to_18_and_21_with_equal_outputs() {
     }
     let spec = dir.path().join("pairs.json");
     std::fs::write(&spec, serde_json::to_vec(&pairs).unwrap()).unwrap();
-    // Run directly (not python_json) to keep the per-pair results when some differ.
-    let script = repo_root().join("tests/data/opset/check_pairs.py");
-    let run = std::process::Command::new(whittle_tests::venv_python())
-        .arg(script)
-        .arg(&spec)
-        .output()
-        .unwrap();
-    let res: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "check_pairs.py: no JSON ({e}): {}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
+    // Not python_json: the per-pair results are wanted also when some pairs differ.
+    let run = data_script("check_pairs.py", spec.as_os_str());
+    let res: serde_json::Value = serde_json::from_slice(&run.stdout)
+        .unwrap_or_else(|e| panic!("check_pairs.py: {e}: {}", stderr(&run)));
     let results = res["results"].as_array().cloned().unwrap_or_default();
     let mut matched = [0usize; 2];
     for (pair, r) in pairs.iter().zip(&results) {

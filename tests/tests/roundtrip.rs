@@ -12,7 +12,11 @@ fn fixtures_reencode_byte_identical() {
         let bytes = std::fs::read(&path).unwrap();
         let model = Model::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let again = model.to_proto().encode_to_vec();
-        assert!(again == bytes, "{}: re-encoded bytes differ", path.display());
+        assert!(
+            again == bytes,
+            "{}: re-encoded bytes differ",
+            path.display()
+        );
     }
 }
 
@@ -23,7 +27,12 @@ fn save_keeps_external_layout_byte_identical() {
     let model = Model::load(&src).unwrap();
     let out = dir.path().join("external_mlp.onnx");
     let report = save(&model, &out, &SaveOptions::default()).unwrap();
-    let external = model.graph.initializers.iter().filter(|t| t.is_external()).count();
+    let external = model
+        .graph
+        .initializers
+        .iter()
+        .filter(|t| t.is_external())
+        .count();
     assert!(external >= 2, "the fixture should have external tensors");
     assert_eq!(report.external_tensors, external);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
@@ -33,13 +42,33 @@ fn save_keeps_external_layout_byte_identical() {
     );
     // Inline, then back to external: the numbers survive both moves.
     let inline = dir.path().join("inline.onnx");
-    save(&model, &inline, &SaveOptions { external: ExternalMode::Inline }).unwrap();
+    save(
+        &model,
+        &inline,
+        &SaveOptions {
+            external: ExternalMode::Inline,
+        },
+    )
+    .unwrap();
     let m2 = Model::load(&inline).unwrap();
     assert!(m2.graph.initializers.iter().all(|t| !t.is_external()));
-    let hashes = |m: &Model| m.graph.initializers.iter().map(|t| t.content_hash()).collect::<Vec<_>>();
+    let hashes = |m: &Model| {
+        m.graph
+            .initializers
+            .iter()
+            .map(|t| t.content_hash())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(hashes(&model), hashes(&m2));
     let ext = dir.path().join("ext.onnx");
-    save(&m2, &ext, &SaveOptions { external: ExternalMode::Threshold(1024) }).unwrap();
+    save(
+        &m2,
+        &ext,
+        &SaveOptions {
+            external: ExternalMode::Threshold(1024),
+        },
+    )
+    .unwrap();
     let m3 = Model::load(&ext).unwrap();
     assert!(m3.graph.initializers.iter().any(|t| t.is_external()));
     assert_eq!(hashes(&model), hashes(&m3));
@@ -66,7 +95,10 @@ fn tensor_bytes_are_slices_of_the_source_buffer() {
         .collect();
     assert!(raw.len() >= 4);
     for r in raw {
-        assert!(range.contains(&(r.as_ptr() as usize)), "raw_data was copied");
+        assert!(
+            range.contains(&(r.as_ptr() as usize)),
+            "raw_data was copied"
+        );
     }
 }
 
@@ -75,7 +107,10 @@ fn canonical_text_snapshots() {
     for path in fixture_models() {
         let model = Model::load(&path).unwrap();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        insta::assert_snapshot!(format!("text_{name}"), whittle_ir::text::model_to_text(&model));
+        insta::assert_snapshot!(
+            format!("text_{name}"),
+            whittle_ir::text::model_to_text(&model)
+        );
     }
 }
 
@@ -91,12 +126,21 @@ fn every_fixture_verifies() {
 fn every_dtype_reads_the_same_from_raw_and_typed_fields() {
     let model = Model::load(&whittle_tests::fixture("dtype_zoo.onnx")).unwrap();
     let mut pairs = 0;
-    for t in model.graph.initializers.iter().filter(|t| t.name().ends_with("_raw")) {
+    for t in model
+        .graph
+        .initializers
+        .iter()
+        .filter(|t| t.name().ends_with("_raw"))
+    {
         let typed_name = t.name().replace("_raw", "_typed");
         let typed = model.graph.initializer(&typed_name).unwrap();
         assert_eq!(t.storage(), whittle_ir::Storage::Raw);
         assert_eq!(typed.storage(), whittle_ir::Storage::Typed, "{typed_name}");
-        assert_eq!(t.le_bytes().unwrap(), typed.le_bytes().unwrap(), "{typed_name}");
+        assert_eq!(
+            t.le_bytes().unwrap(),
+            typed.le_bytes().unwrap(),
+            "{typed_name}"
+        );
         pairs += 1;
     }
     assert!(pairs >= 27, "only {pairs} dtype pairs");

@@ -32,6 +32,12 @@ enum Command {
     Eval(cmd::eval::EvalArgs),
     /// Latency (min/median/p90) and peak memory on each available runtime.
     Bench(cmd::bench::BenchArgs),
+    /// Quantize weights (and activations) to int8/int4, or convert to float16.
+    Quantize(cmd::quantize::QuantizeArgs),
+    /// Remove whole channels (structured pruning), shrinking the real tensors.
+    Prune(cmd::prune::PruneArgs),
+    /// Merge several models into one graph (ensemble combiners, or an A/B diff model).
+    Merge(cmd::merge::MergeArgs),
 }
 
 /// Parses the process arguments, runs the command and returns the exit code.
@@ -46,6 +52,9 @@ pub fn main_exit_code() -> std::process::ExitCode {
         Command::Compare(args) => return cmd::compare::main(args),
         Command::Eval(args) => cmd::eval::run(args),
         Command::Bench(args) => cmd::bench::run(args),
+        Command::Quantize(args) => cmd::quantize::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
+        Command::Prune(args) => cmd::prune::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,7 +16,10 @@ pub fn error_chain(e: &anyhow::Error) -> String {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value).context("cannot serialize the report")?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).context("cannot serialize the report")?
+    );
     Ok(())
 }
 

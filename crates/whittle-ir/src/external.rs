@@ -37,9 +37,12 @@ impl ExternalRef {
         for entry in &tensor.external_data {
             let value = entry.value();
             let number = || {
-                value
-                    .parse::<u64>()
-                    .map_err(|_| err(tensor, format!("{} {value:?} is not a byte count", entry.key())))
+                value.parse::<u64>().map_err(|_| {
+                    err(
+                        tensor,
+                        format!("{} {value:?} is not a byte count", entry.key()),
+                    )
+                })
             };
             match entry.key() {
                 "location" => location = Some(value.to_string()),
@@ -67,22 +70,42 @@ pub fn resolve_location(dir: &Path, location: &str, tensor: &TensorProto) -> Res
         match c {
             Component::Normal(_) | Component::CurDir => {}
             Component::ParentDir => {
-                return Err(err(tensor, format!("location {location:?} leaves the model's folder (\"..\")")));
+                return Err(err(
+                    tensor,
+                    format!("location {location:?} leaves the model's folder (\"..\")"),
+                ));
             }
             Component::RootDir | Component::Prefix(_) => {
-                return Err(err(tensor, format!("location {location:?} is absolute; it must be relative to the model's folder")));
+                return Err(err(
+                    tensor,
+                    format!(
+                        "location {location:?} is absolute; it must be relative to the model's folder"
+                    ),
+                ));
             }
         }
     }
     let full = dir.join(rel);
-    let real_dir = dir
-        .canonicalize()
-        .map_err(|e| err(tensor, format!("folder {} cannot be resolved: {e}", dir.display())))?;
-    let real = full
-        .canonicalize()
-        .map_err(|e| err(tensor, format!("file {} cannot be opened: {e}", full.display())))?;
+    let real_dir = dir.canonicalize().map_err(|e| {
+        err(
+            tensor,
+            format!("folder {} cannot be resolved: {e}", dir.display()),
+        )
+    })?;
+    let real = full.canonicalize().map_err(|e| {
+        err(
+            tensor,
+            format!("file {} cannot be opened: {e}", full.display()),
+        )
+    })?;
     if !real.starts_with(&real_dir) {
-        return Err(err(tensor, format!("location {location:?} resolves to {} outside the model's folder", real.display())));
+        return Err(err(
+            tensor,
+            format!(
+                "location {location:?} resolves to {} outside the model's folder",
+                real.display()
+            ),
+        ));
     }
     Ok(real)
 }
@@ -106,8 +129,12 @@ impl ExternalLoader {
         if let Some(b) = self.files.get(path) {
             return Ok(b.clone());
         }
-        let file = std::fs::File::open(path)
-            .map_err(|e| err(tensor, format!("file {} cannot be opened: {e}", path.display())))?;
+        let file = std::fs::File::open(path).map_err(|e| {
+            err(
+                tensor,
+                format!("file {} cannot be opened: {e}", path.display()),
+            )
+        })?;
         let len = file
             .metadata()
             .map_err(|e| err(tensor, format!("file {}: {e}", path.display())))?
@@ -119,8 +146,12 @@ impl ExternalLoader {
             // to a temporary file that is renamed over the target, which leaves this inode
             // and its mapping intact). Another process truncating the file while we run is
             // outside what any reader can defend against.
-            let map = unsafe { memmap2::Mmap::map(&file) }
-                .map_err(|e| err(tensor, format!("file {} cannot be mapped: {e}", path.display())))?;
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| {
+                err(
+                    tensor,
+                    format!("file {} cannot be mapped: {e}", path.display()),
+                )
+            })?;
             Bytes::from_owner(map)
         };
         self.files.insert(path.to_path_buf(), bytes.clone());
@@ -180,7 +211,11 @@ mod tests {
     fn escaping_locations_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut l = ExternalLoader::new(dir.path());
-        for (loc, why) in [("../x.data", "\"..\""), ("/etc/passwd", "absolute"), ("", "empty")] {
+        for (loc, why) in [
+            ("../x.data", "\"..\""),
+            ("/etc/passwd", "absolute"),
+            ("", "empty"),
+        ] {
             let e = l.load(&ext(loc, 0, 1)).unwrap_err().to_string();
             assert!(e.contains(why) && e.contains("\"w\""), "{loc}: {e}");
         }
@@ -191,8 +226,12 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), b"12345678").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("w.data")).unwrap();
-        let e = ExternalLoader::new(dir.path()).load(&ext("w.data", 0, 4)).unwrap_err().to_string();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("w.data"))
+            .unwrap();
+        let e = ExternalLoader::new(dir.path())
+            .load(&ext("w.data", 0, 4))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outside the model's folder"), "{e}");
     }
 
@@ -206,7 +245,10 @@ mod tests {
         assert!(e.contains("past the end") && e.contains("10 bytes"), "{e}");
         let e = l.load(&ext("w.data", 1, 1 << 40)).unwrap_err().to_string();
         assert!(e.contains("past the end"), "{e}");
-        let e = l.load(&ext("w.data", u64::MAX, u64::MAX)).unwrap_err().to_string();
+        let e = l
+            .load(&ext("w.data", u64::MAX, u64::MAX))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("past the end"), "{e}");
     }
 }

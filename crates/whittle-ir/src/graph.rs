@@ -99,7 +99,11 @@ impl Graph {
     /// Inserts a node right before `before` in the order.
     pub fn insert_node_before(&mut self, before: NodeIndex, node: Node) -> NodeIndex {
         let ix = self.nodes.add_node(node);
-        let at = self.order.iter().position(|&i| i == before).unwrap_or(self.order.len());
+        let at = self
+            .order
+            .iter()
+            .position(|&i| i == before)
+            .unwrap_or(self.order.len());
         self.order.insert(at, ix);
         self.rebuild_edges();
         ix
@@ -107,7 +111,10 @@ impl Graph {
 
     /// Removes a batch of nodes (collected first, so no index outlives the mutation).
     pub fn remove_nodes(&mut self, doomed: &[NodeIndex]) -> Vec<Node> {
-        let removed = doomed.iter().filter_map(|&ix| self.nodes.remove_node(ix)).collect();
+        let removed = doomed
+            .iter()
+            .filter_map(|&ix| self.nodes.remove_node(ix))
+            .collect();
         self.order.retain(|ix| self.nodes.contains_node(*ix));
         self.rebuild_edges();
         removed
@@ -128,7 +135,15 @@ impl Graph {
         for &ix in &self.order {
             for (slot, input) in self.nodes[ix].inputs().iter().enumerate() {
                 if let Some(&(from, output)) = producer.get(input.as_str()) {
-                    edges.push((from, ix, Edge { value: input.clone(), output, input: slot }));
+                    edges.push((
+                        from,
+                        ix,
+                        Edge {
+                            value: input.clone(),
+                            output,
+                            input: slot,
+                        },
+                    ));
                 }
             }
         }

@@ -78,7 +78,11 @@ fn align(offset: u64, len: u64) -> u64 {
 enum Placement {
     AsIs,
     Inline(Bytes),
-    External { location: String, offset: u64, bytes: Bytes },
+    External {
+        location: String,
+        offset: u64,
+        bytes: Bytes,
+    },
 }
 
 /// The placements of all tensors, keyed by the tensor's address during this save.
@@ -101,11 +105,17 @@ fn bytes_of(t: &Tensor) -> Result<Bytes> {
 }
 
 fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Layout> {
-    let mut layout = Layout { placements: HashMap::new(), files: BTreeMap::new(), notes: Vec::new() };
+    let mut layout = Layout {
+        placements: HashMap::new(),
+        files: BTreeMap::new(),
+        notes: Vec::new(),
+    };
     match mode {
         ExternalMode::Inline => {
             for t in tensors.iter().filter(|t| t.is_external()) {
-                layout.placements.insert(key(t), Placement::Inline(bytes_of(t)?));
+                layout
+                    .placements
+                    .insert(key(t), Placement::Inline(bytes_of(t)?));
             }
         }
         ExternalMode::Threshold(min) => {
@@ -116,13 +126,23 @@ fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Lay
                     let bytes = bytes_of(t)?;
                     let offset = align(end, bytes.len() as u64);
                     end = offset + bytes.len() as u64;
-                    layout.files.entry(data_name.to_string()).or_default().push((offset, bytes.clone()));
+                    layout
+                        .files
+                        .entry(data_name.to_string())
+                        .or_default()
+                        .push((offset, bytes.clone()));
                     layout.placements.insert(
                         key(t),
-                        Placement::External { location: data_name.to_string(), offset, bytes },
+                        Placement::External {
+                            location: data_name.to_string(),
+                            offset,
+                            bytes,
+                        },
                     );
                 } else if t.is_external() {
-                    layout.placements.insert(key(t), Placement::Inline(bytes_of(t)?));
+                    layout
+                        .placements
+                        .insert(key(t), Placement::Inline(bytes_of(t)?));
                 }
             }
         }
@@ -130,12 +150,16 @@ fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Lay
             let mut by_location: BTreeMap<String, Vec<(&Tensor, ExternalRef)>> = BTreeMap::new();
             for t in tensors.iter().filter(|t| t.is_external()) {
                 let r = ExternalRef::parse(&t.proto)?;
-                by_location.entry(r.location.clone()).or_default().push((t, r));
+                by_location
+                    .entry(r.location.clone())
+                    .or_default()
+                    .push((t, r));
             }
             for (location, mut members) in by_location {
                 members.sort_by_key(|(_, r)| r.offset);
                 let fits = members.iter().all(|(t, r)| {
-                    r.length.is_none_or(|l| l == t.external.as_ref().map_or(0, |b| b.len() as u64))
+                    r.length
+                        .is_none_or(|l| l == t.external.as_ref().map_or(0, |b| b.len() as u64))
                 }) && members.windows(2).all(|w| {
                     let (a, ra) = &w[0];
                     let (b, rb) = &w[1];
@@ -147,14 +171,26 @@ fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Lay
                     let bytes = t.external.clone().unwrap_or_default();
                     if fits {
                         layout.placements.insert(key(t), Placement::AsIs);
-                        layout.files.entry(location.clone()).or_default().push((r.offset, bytes));
+                        layout
+                            .files
+                            .entry(location.clone())
+                            .or_default()
+                            .push((r.offset, bytes));
                     } else {
                         let offset = align(end, bytes.len() as u64);
                         end = offset + bytes.len() as u64;
-                        layout.files.entry(location.clone()).or_default().push((offset, bytes.clone()));
+                        layout
+                            .files
+                            .entry(location.clone())
+                            .or_default()
+                            .push((offset, bytes.clone()));
                         layout.placements.insert(
                             key(t),
-                            Placement::External { location: location.clone(), offset, bytes },
+                            Placement::External {
+                                location: location.clone(),
+                                offset,
+                                bytes,
+                            },
                         );
                     }
                 }
@@ -177,12 +213,19 @@ impl TensorExporter for Layout {
                 inline.set_raw(bytes.clone());
                 p = inline.proto;
             }
-            Some(Placement::External { location, offset, bytes }) => {
+            Some(Placement::External {
+                location,
+                offset,
+                bytes,
+            }) => {
                 let mut moved = t.clone();
                 moved.set_raw(Bytes::new());
                 p = moved.proto;
                 p.raw_data = None;
-                let kv = |k: &str, v: String| StringStringEntryProto { key: Some(k.into()), value: Some(v) };
+                let kv = |k: &str, v: String| StringStringEntryProto {
+                    key: Some(k.into()),
+                    value: Some(v),
+                };
                 p.external_data = vec![
                     kv("location", location.clone()),
                     kv("offset", offset.to_string()),
@@ -196,7 +239,10 @@ impl TensorExporter for Layout {
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> IrError + '_ {
-    move |source| IrError::Write { path: path.to_path_buf(), source }
+    move |source| IrError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Temporary files being written right now, and whether the process is being
@@ -214,7 +260,9 @@ static STAGING: std::sync::Mutex<Staging> = std::sync::Mutex::new(Staging {
 });
 
 fn staging() -> std::sync::MutexGuard<'static, Staging> {
-    STAGING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    STAGING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// For signal handlers (SIGINT, SIGTERM): removes every temporary file a save is writing
@@ -273,11 +321,15 @@ fn stage(
     };
     // tempfile creates 0600 files; a model is an ordinary file (0644), or keeps the mode of
     // the file it replaces.
-    let mode = std::fs::metadata(path).map(|m| m.permissions()).unwrap_or_else(|_| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::Permissions::from_mode(0o644)
-    });
-    tmp.as_file().set_permissions(mode).map_err(write_err(path))?;
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::Permissions::from_mode(0o644)
+        });
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(write_err(path))?;
     write(tmp.as_file_mut()).map_err(write_err(path))?;
     tmp.as_file_mut().flush().map_err(write_err(path))?;
     tmp.as_file().sync_all().map_err(write_err(path))?;
@@ -314,7 +366,10 @@ pub fn target_files(model: &Model, out: &Path, opts: &SaveOptions) -> Result<Vec
     match &opts.external {
         ExternalMode::Inline => {}
         ExternalMode::Threshold(_) => {
-            let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             files.push(dir.join(format!("{name}.data")));
         }
         ExternalMode::Keep => {
@@ -333,7 +388,10 @@ pub fn target_files(model: &Model, out: &Path, opts: &SaveOptions) -> Result<Vec
 
 /// Saves `model` to `out` (and its external data beside it).
 pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport> {
-    let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "model.onnx".into());
+    let file_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model.onnx".into());
     let data_name = format!("{file_name}.data");
     let dir = out_dir(out);
     let mut tensors = Vec::new();
@@ -342,7 +400,9 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
     let mut layout = plan(&tensors, &mode, &data_name)?;
     let mut proto = model.proto.clone();
     proto.graph = Some(export_graph(&model.graph, &mut layout));
-    if proto.encoded_len() as u64 > PROTOBUF_LIMIT && mode != ExternalMode::Threshold(AUTO_THRESHOLD) {
+    if proto.encoded_len() as u64 > PROTOBUF_LIMIT
+        && mode != ExternalMode::Threshold(AUTO_THRESHOLD)
+    {
         let note = format!(
             "the model is {} bytes, past protobuf's 2 GiB limit: tensors of {AUTO_THRESHOLD} bytes or more were moved to {data_name}",
             proto.encoded_len()
@@ -355,12 +415,17 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
     if proto.encoded_len() as u64 > PROTOBUF_LIMIT {
         return Err(IrError::Invalid {
             path: out.to_path_buf(),
-            message: "the model's structure alone (without tensor data) passes protobuf's 2 GiB limit".into(),
+            message:
+                "the model's structure alone (without tensor data) passes protobuf's 2 GiB limit"
+                    .into(),
         });
     }
     let mut in_flight = InFlight(Vec::new());
     let mut staged = Vec::new();
-    let mut report = SaveReport { model_path: out.to_path_buf(), ..Default::default() };
+    let mut report = SaveReport {
+        model_path: out.to_path_buf(),
+        ..Default::default()
+    };
     for (location, segments) in &layout.files {
         let path = dir.join(location);
         let tmp = stage(&path, &mut in_flight, &mut |f| write_data_file(segments, f))?;
@@ -379,7 +444,10 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
         return Err(interrupted(out));
     }
     for (tmp, path) in staged {
-        tmp.persist(&path).map_err(|e| IrError::Write { path: path.clone(), source: e.error })?;
+        tmp.persist(&path).map_err(|e| IrError::Write {
+            path: path.clone(),
+            source: e.error,
+        })?;
     }
     drop(state);
     report.notes = layout.notes;

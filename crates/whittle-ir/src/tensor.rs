@@ -144,7 +144,10 @@ impl Tensor {
         let bytes = self.le_bytes()?;
         let b = bytes.as_ref();
         let v = match dtype {
-            DataType::FLOAT => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DataType::FLOAT => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             DataType::DOUBLE => b
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
@@ -157,7 +160,10 @@ impl Tensor {
                 .chunks_exact(8)
                 .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect(),
-            DataType::INT32 => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32).collect(),
+            DataType::INT32 => b
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32)
+                .collect(),
             DataType::INT8 => b.iter().map(|&x| x as i8 as f32).collect(),
             DataType::UINT8 | DataType::BOOL => b.iter().map(|&x| x as f32).collect(),
             DataType::BFLOAT16 => b
@@ -285,7 +291,12 @@ mod tests {
             "w",
             DataType::FLOAT,
             vec![2],
-            Bytes::from([1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()),
+            Bytes::from(
+                [1.0f32, 2.0]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<_>>(),
+            ),
         );
         let typed = Tensor::from_proto(TensorProto {
             name: Some("w".into()),
@@ -304,7 +315,10 @@ mod tests {
     fn wrong_data_length_is_an_error_naming_the_tensor() {
         let t = Tensor::new_raw("w", DataType::FLOAT, vec![3], Bytes::from_static(&[0; 8]));
         let e = t.le_bytes().unwrap_err().to_string();
-        assert!(e.contains("\"w\"") && e.contains("need 12 bytes") && e.contains("8 are stored"), "{e}");
+        assert!(
+            e.contains("\"w\"") && e.contains("need 12 bytes") && e.contains("8 are stored"),
+            "{e}"
+        );
     }
 
     #[test]

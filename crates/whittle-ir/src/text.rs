@@ -29,7 +29,11 @@ pub fn tensor_summary(t: &Tensor) -> String {
 }
 
 fn list<T: std::fmt::Debug>(items: &[T]) -> String {
-    let shown: Vec<String> = items.iter().take(MAX_LIST).map(|x| format!("{x:?}")).collect();
+    let shown: Vec<String> = items
+        .iter()
+        .take(MAX_LIST)
+        .map(|x| format!("{x:?}"))
+        .collect();
     if items.len() > MAX_LIST {
         format!("[{}, … ({} items)]", shown.join(", "), items.len())
     } else {
@@ -55,7 +59,11 @@ fn attribute_value(a: &Attribute) -> String {
         AttributeType::Floats => list(&p.floats),
         AttributeType::Ints => list(&p.ints),
         AttributeType::Strings => {
-            let s: Vec<String> = p.strings.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+            let s: Vec<String> = p
+                .strings
+                .iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect();
             list(&s)
         }
         AttributeType::Tensors => {
@@ -79,7 +87,13 @@ pub fn node_line(n: &Node) -> String {
         "" => n.op_type().to_string(),
         d => format!("{d}::{}", n.op_type()),
     };
-    let _ = write!(line, "{}: {op}({}) -> {}", n.name(), n.inputs().join(", "), n.outputs().join(", "));
+    let _ = write!(
+        line,
+        "{}: {op}({}) -> {}",
+        n.name(),
+        n.inputs().join(", "),
+        n.outputs().join(", ")
+    );
     if !n.attributes.is_empty() {
         let attrs: Vec<String> = n
             .attributes
@@ -129,7 +143,17 @@ pub fn model_to_text(m: &Model) -> String {
         .proto
         .opset_import
         .iter()
-        .map(|o| format!("{}:{}", if o.domain().is_empty() { "ai.onnx" } else { o.domain() }, o.version()))
+        .map(|o| {
+            format!(
+                "{}:{}",
+                if o.domain().is_empty() {
+                    "ai.onnx"
+                } else {
+                    o.domain()
+                },
+                o.version()
+            )
+        })
         .collect();
     let mut out = format!(
         "model ir={} opsets=[{}] producer={:?}\n",

@@ -68,9 +68,14 @@ fn shape_string(dtype: i32, shape: Option<&TensorShapeProto>) -> String {
 pub fn type_string(t: &TypeProto) -> String {
     match &t.value {
         None => "?".into(),
-        Some(TypeValue::TensorType(tt)) => shape_string(tt.elem_type.unwrap_or(0), tt.shape.as_ref()),
+        Some(TypeValue::TensorType(tt)) => {
+            shape_string(tt.elem_type.unwrap_or(0), tt.shape.as_ref())
+        }
         Some(TypeValue::SparseTensorType(st)) => {
-            format!("sparse({})", shape_string(st.elem_type.unwrap_or(0), st.shape.as_ref()))
+            format!(
+                "sparse({})",
+                shape_string(st.elem_type.unwrap_or(0), st.shape.as_ref())
+            )
         }
         Some(TypeValue::SequenceType(s)) => format!(
             "seq({})",

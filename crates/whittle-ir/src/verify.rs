@@ -23,7 +23,11 @@ pub struct VerifyError {
 impl std::fmt::Display for VerifyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.problems.len();
-        write!(f, "model is not valid ({n} problem{}): ", if n == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "model is not valid ({n} problem{}): ",
+            if n == 1 { "" } else { "s" }
+        )?;
         f.write_str(&self.problems.join("; "))
     }
 }
@@ -47,13 +51,24 @@ pub fn verify(model: &Model) -> Result<(), VerifyError> {
         .iter()
         .map(|o| norm_domain(o.domain()).to_string())
         .collect();
-    domains.extend(model.proto.functions.iter().map(|f| norm_domain(f.domain()).to_string()));
-    let mut c = Checker { domains, problems: Vec::new() };
+    domains.extend(
+        model
+            .proto
+            .functions
+            .iter()
+            .map(|f| norm_domain(f.domain()).to_string()),
+    );
+    let mut c = Checker {
+        domains,
+        problems: Vec::new(),
+    };
     c.graph(&model.graph, "graph", &mut Vec::new());
     if c.problems.is_empty() {
         Ok(())
     } else {
-        Err(VerifyError { problems: c.problems })
+        Err(VerifyError {
+            problems: c.problems,
+        })
     }
 }
 
@@ -71,9 +86,11 @@ impl Checker {
                     )
                 })
             }
-            (Storage::Empty, _) if t.num_elements() != Some(0) => {
-                Some(format!("tensor {:?} has dims {:?} but no data", t.name(), t.dims()))
-            }
+            (Storage::Empty, _) if t.num_elements() != Some(0) => Some(format!(
+                "tensor {:?} has dims {:?} but no data",
+                t.name(),
+                t.dims()
+            )),
             (Storage::Empty, _) => None,
             _ => t.le_bytes().err().map(|e| e.to_string()),
         };
@@ -87,14 +104,18 @@ impl Checker {
         let mut seen_inputs = HashSet::new();
         for name in g.input_names() {
             if !seen_inputs.insert(name) {
-                self.problems.push(format!("{path}: graph input {name:?} is declared twice"));
+                self.problems
+                    .push(format!("{path}: graph input {name:?} is declared twice"));
             }
             defined.insert(name);
         }
         let mut inits = HashSet::new();
         for t in &g.initializers {
             if !inits.insert(t.name()) {
-                self.problems.push(format!("{path}: initializer {:?} is defined twice", t.name()));
+                self.problems.push(format!(
+                    "{path}: initializer {:?} is defined twice",
+                    t.name()
+                ));
             }
             defined.insert(t.name());
             self.tensor(path, t);
@@ -119,11 +140,15 @@ impl Checker {
                     } else {
                         "is not produced by any node, input or initializer"
                     };
-                    self.problems.push(format!("{label}: input {input:?} {why}"));
+                    self.problems
+                        .push(format!("{label}: input {input:?} {why}"));
                 }
             }
             if !self.domains.contains(norm_domain(n.domain())) {
-                self.problems.push(format!("{label}: domain {:?} has no opset import", n.domain()));
+                self.problems.push(format!(
+                    "{label}: domain {:?} has no opset import",
+                    n.domain()
+                ));
             }
             for t in n.attribute_tensors() {
                 self.tensor(&label, t);
@@ -136,17 +161,21 @@ impl Checker {
             outer.pop();
             for out in n.outputs().iter().filter(|s| !s.is_empty()) {
                 if !defined.insert(out.as_str()) {
-                    self.problems.push(format!("{label}: output {out:?} is already defined in this graph"));
+                    self.problems.push(format!(
+                        "{label}: output {out:?} is already defined in this graph"
+                    ));
                 }
             }
         }
         for name in g.output_names() {
             if !defined.contains(name) && !outer.iter().any(|s| s.contains(name)) {
-                self.problems.push(format!("{path}: graph output {name:?} is never produced"));
+                self.problems
+                    .push(format!("{path}: graph output {name:?} is never produced"));
             }
         }
         if petgraph::algo::is_cyclic_directed(g.petgraph()) {
-            self.problems.push(format!("{path}: the nodes form a cycle"));
+            self.problems
+                .push(format!("{path}: the nodes form a cycle"));
         }
     }
 }

@@ -8,7 +8,10 @@
 //!   the CLI prints as a table or JSON.
 pub mod cleanup;
 pub mod lower;
+pub mod merge;
 pub mod opset;
+pub mod prune;
+pub mod quantize;
 
 use whittle_ir::Model;
 

@@ -244,6 +244,21 @@ fn decode_values(data: &[u8], dtype: DType, big: bool) -> NpyResult<TensorData> 
     })
 }
 
+/// A tensor from its little-endian element bytes (the inverse of
+/// [`HostTensor::to_le_bytes`]); e.g. an ONNX `TensorProto`'s raw data.
+pub fn from_le_bytes(dtype: DType, shape: Vec<usize>, bytes: &[u8]) -> NpyResult<HostTensor> {
+    let expected = crate::tensor::element_count(&shape)
+        .and_then(|n| n.checked_mul(dtype.size_of()))
+        .ok_or_else(|| format!("shape {shape:?} is too large"))?;
+    if bytes.len() != expected {
+        return Err(format!(
+            "{dtype} {shape:?} needs {expected} bytes, {} given",
+            bytes.len()
+        ));
+    }
+    HostTensor::new(shape, decode_values(bytes, dtype, false)?).map_err(|e| e.to_string())
+}
+
 /// Encodes one tensor as a version 1.0 `.npy` file.
 pub fn encode(tensor: &HostTensor) -> Vec<u8> {
     let shape = match tensor.shape() {

@@ -9,6 +9,9 @@
 //! so callers always see the graph's dtypes (values then differ from a true f16 runtime by
 //! at most the f16 rounding of intermediates).
 //!
+//! A panic inside tract (it has a few on malformed inputs, e.g. Gather indices out of
+//! range) is caught and returned as an error: nothing here panics on user data.
+//!
 //! Threads: tract runs a model on the calling thread only; parallelism comes from running
 //! several samples at once ([`crate::parallel::run_many`]).
 
@@ -58,7 +61,16 @@ impl Backend for TractBackend {
         model_path: &Path,
         inputs: &[InputFact],
     ) -> Result<Box<dyn LoadedModel>, BackendError> {
-        load(model_path, inputs)
+        let loaded = std::panic::catch_unwind(|| load(model_path, inputs)).map_err(|panic| {
+            BackendError::Load {
+                backend: NAME,
+                path: model_path.to_path_buf(),
+                detail: format!("tract panicked: {}", panic_text(&panic)),
+                node: None,
+                op: None,
+            }
+        })?;
+        loaded
             .map(|m| Box::new(m) as Box<dyn LoadedModel>)
             .map_err(|e| e.into_backend_error(model_path))
     }
@@ -181,6 +193,15 @@ fn unsupported(path: &Path, what: &'static str, name: &str, dt: DatumType) -> Ba
     }
 }
 
+/// The message of a caught panic.
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// The whole tract error chain, outermost first.
 fn tract_chain(e: &TractError) -> String {
     error_chain(e.as_ref())
@@ -296,7 +317,15 @@ impl TractModel {
                 to_tract(tensor).map_err(|e| run_err(e.context(format!("input \"{name}\""))))?;
             values.push(t.into());
         }
-        let outputs = self.plan.run(values).map_err(run_err)?;
+        // tract panics on some bad inputs (e.g. Gather indices out of range): an error here.
+        let outputs =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.plan.run(values)))
+                .map_err(|panic| BackendError::Run {
+                    backend: NAME,
+                    path: self.path.clone(),
+                    detail: format!("tract panicked: {}", panic_text(&panic)),
+                })?
+                .map_err(run_err)?;
         outputs
             .iter()
             .zip(&self.output_names)

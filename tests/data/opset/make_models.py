@@ -137,6 +137,12 @@ def models():
     yield model("scatter_9", 9, [
         node("Scatter", ["x", "idx", "upd"], ["y"], "scatter", axis=1),
     ], [vi("x", [2, 4]), vi("upd", [2, 2])], [vi("y", [2, 4])], [init("idx", np.array([[1, 3], [0, 2]], np.int64))])
+    yield model("shape_15", 15, [
+        node("Shape", ["x"], ["s"], "shape_tail", start=1),
+        node("Shape", ["x"], ["t"], "shape_mid", start=-3, end=-1),
+        node("Reshape", ["x", "flat"], ["y"], "reshape", allowzero=1),
+    ], [vi("x", [2, 3, 4, 5])], [vi("s", [3], TP.INT64), vi("t", [2], TP.INT64), vi("y", [6, 20])],
+        [init("flat", np.array([6, 20], np.int64))])
     # Refusals.
     yield model("dynamic_axes_13", 13, [
         node("Squeeze", ["x", "axes"], ["y"], "squeeze_dynamic"),

@@ -7,7 +7,10 @@ use std::ffi::OsStr;
 use std::path::Path;
 use whittle_ir::proto::attribute_proto::AttributeType;
 use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
-use whittle_ir::proto::{AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
+use whittle_ir::proto::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto,
+    TypeProto, ValueInfoProto, type_proto,
+};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, SaveOptions, Tensor};
 use whittle_passes::cleanup::{CleanupOptions, make_pass, run_cleanup};
 use whittle_passes::{PassContext, PassManager, PassReport};
@@ -49,52 +52,99 @@ pub fn vi(name: &str, ty: &str) -> ValueInfoProto {
 
 /// Deterministic numbers in [-1, 1) (a small LCG), so snapshots and checks are stable.
 pub fn numbers(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
 }
 
 pub fn f32v(name: &str, dims: &[i64], v: &[f32]) -> Tensor {
-    Tensor::new_raw(name, DataType::FLOAT, dims.to_vec(), Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+    Tensor::new_raw(
+        name,
+        DataType::FLOAT,
+        dims.to_vec(),
+        Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()),
+    )
 }
 
 /// An f32 tensor of seeded numbers.
 pub fn f32r(name: &str, dims: &[i64], seed: u64) -> Tensor {
-    f32v(name, dims, &numbers(seed, dims.iter().product::<i64>() as usize))
+    f32v(
+        name,
+        dims,
+        &numbers(seed, dims.iter().product::<i64>() as usize),
+    )
 }
 
 pub fn i64v(name: &str, dims: &[i64], v: &[i64]) -> Tensor {
-    Tensor::new_raw(name, DataType::INT64, dims.to_vec(), Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+    Tensor::new_raw(
+        name,
+        DataType::INT64,
+        dims.to_vec(),
+        Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()),
+    )
 }
 
 fn attr(proto: AttributeProto) -> Attribute {
-    Attribute { proto, t: None, tensors: vec![], g: None, graphs: vec![] }
+    Attribute {
+        proto,
+        t: None,
+        tensors: vec![],
+        g: None,
+        graphs: vec![],
+    }
 }
 
 pub fn int(name: &str, v: i64) -> Attribute {
-    attr(AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Int as i32), i: Some(v), ..Default::default() })
+    attr(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Int as i32),
+        i: Some(v),
+        ..Default::default()
+    })
 }
 
 pub fn float(name: &str, v: f32) -> Attribute {
-    attr(AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Float as i32), f: Some(v), ..Default::default() })
+    attr(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Float as i32),
+        f: Some(v),
+        ..Default::default()
+    })
 }
 
 pub fn ints(name: &str, v: &[i64]) -> Attribute {
-    attr(AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Ints as i32), ints: v.to_vec(), ..Default::default() })
+    attr(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Ints as i32),
+        ints: v.to_vec(),
+        ..Default::default()
+    })
 }
 
 pub fn tensor(name: &str, t: Tensor) -> Attribute {
-    let mut a = attr(AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Tensor as i32), ..Default::default() });
+    let mut a = attr(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Tensor as i32),
+        ..Default::default()
+    });
     a.t = Some(t);
     a
 }
 
 pub fn graph_attr(name: &str, g: Graph) -> Attribute {
-    let mut a = attr(AttributeProto { name: Some(name.into()), r#type: Some(AttributeType::Graph as i32), ..Default::default() });
+    let mut a = attr(AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::Graph as i32),
+        ..Default::default()
+    });
     a.g = Some(g);
     a
 }
@@ -102,12 +152,20 @@ pub fn graph_attr(name: &str, g: Graph) -> Attribute {
 /// A node named after its op and first output; inputs/outputs comma-separated.
 pub fn n(op: &str, inputs: &str, outputs: &str, attributes: Vec<Attribute>) -> Node {
     let split = |s: &str| -> Vec<String> {
-        if s.is_empty() { vec![] } else { s.split(',').map(|x| x.trim().to_string()).collect() }
+        if s.is_empty() {
+            vec![]
+        } else {
+            s.split(',').map(|x| x.trim().to_string()).collect()
+        }
     };
     let output = split(outputs);
     Node {
         proto: NodeProto {
-            name: Some(format!("{}_{}", op.to_lowercase(), output.first().cloned().unwrap_or_default())),
+            name: Some(format!(
+                "{}_{}",
+                op.to_lowercase(),
+                output.first().cloned().unwrap_or_default()
+            )),
             op_type: Some(op.into()),
             input: split(inputs),
             output,
@@ -117,8 +175,19 @@ pub fn n(op: &str, inputs: &str, outputs: &str, attributes: Vec<Attribute>) -> N
     }
 }
 
-pub fn graph(name: &str, inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>, inits: Vec<Tensor>, nodes: Vec<Node>) -> Graph {
-    let proto = GraphProto { name: Some(name.into()), input: inputs, output: outputs, ..Default::default() };
+pub fn graph(
+    name: &str,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<Tensor>,
+    nodes: Vec<Node>,
+) -> Graph {
+    let proto = GraphProto {
+        name: Some(name.into()),
+        input: inputs,
+        output: outputs,
+        ..Default::default()
+    };
     Graph::new(proto, inits, nodes)
 }
 
@@ -126,16 +195,27 @@ pub fn model(g: Graph, opset: i64) -> Model {
     let proto = ModelProto {
         ir_version: Some(8),
         producer_name: Some("cleanup-test".into()),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(opset) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(opset),
+        }],
         ..Default::default()
     };
-    Model { proto, graph: g, path: None, source_len: None }
+    Model {
+        proto,
+        graph: g,
+        path: None,
+        source_len: None,
+    }
 }
 
 fn report_text(reports: &[PassReport]) -> String {
     let mut out = String::new();
     for r in reports {
-        out.push_str(&format!("[{}] nodes {} -> {}\n", r.pass, r.nodes_before, r.nodes_after));
+        out.push_str(&format!(
+            "[{}] nodes {} -> {}\n",
+            r.pass, r.nodes_before, r.nodes_after
+        ));
         for c in &r.changes {
             out.push_str(&format!("  + {c}\n"));
         }
@@ -154,35 +234,67 @@ pub fn run_passes(m: &mut Model, passes: &[&str]) -> String {
         pm.add(make_pass(p, &CleanupOptions::default()).expect("known pass"));
     }
     let reports = pm.run(m, &mut PassContext::default()).expect("passes run");
-    format!("--- before\n{before}--- after\n{}--- report\n{}", whittle_ir::text::model_to_text(m), report_text(&reports))
+    format!(
+        "--- before\n{before}--- after\n{}--- report\n{}",
+        whittle_ir::text::model_to_text(m),
+        report_text(&reports)
+    )
 }
 
 /// Runs the whole pipeline with `opts`; returns the snapshot text.
 pub fn run_pipeline(m: &mut Model, opts: &CleanupOptions) -> String {
     let before = whittle_ir::text::model_to_text(m);
     let r = run_cleanup(m, opts, &mut PassContext::default()).expect("pipeline runs");
-    let reports: Vec<PassReport> = r.steps.into_iter().map(|s| s.report).filter(|r| !r.changes.is_empty() || !r.skipped.is_empty()).collect();
-    format!("--- before\n{before}--- after\n{}--- report\n{}", whittle_ir::text::model_to_text(m), report_text(&reports))
+    let reports: Vec<PassReport> = r
+        .steps
+        .into_iter()
+        .map(|s| s.report)
+        .filter(|r| !r.changes.is_empty() || !r.skipped.is_empty())
+        .collect();
+    format!(
+        "--- before\n{before}--- after\n{}--- report\n{}",
+        whittle_ir::text::model_to_text(m),
+        report_text(&reports)
+    )
 }
 
 /// Saves both models and checks in onnxruntime that they give the same outputs (within
 /// `atol`) on seeded inputs; `extra` goes to `ort_run_compare.py` (e.g. `--shape`).
 pub fn assert_same_in_ort(before: &Model, after: &Model, atol: f64, extra: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("before.onnx"), dir.path().join("after.onnx"));
+    let (a, b) = (
+        dir.path().join("before.onnx"),
+        dir.path().join("after.onnx"),
+    );
     whittle_ir::save(before, &a, &SaveOptions::default()).unwrap();
     whittle_ir::save(after, &b, &SaveOptions::default()).unwrap();
     let atol = atol.to_string();
-    let mut args: Vec<&OsStr> = vec![a.as_os_str(), b.as_os_str(), OsStr::new("--atol"), OsStr::new(&atol)];
+    let mut args: Vec<&OsStr> = vec![
+        a.as_os_str(),
+        b.as_os_str(),
+        OsStr::new("--atol"),
+        OsStr::new(&atol),
+    ];
     args.extend(extra.iter().map(OsStr::new));
     let r = whittle_tests::python_json("ort_run_compare.py", &args);
     assert!(r.is_ok(), "onnxruntime sees a difference: {r:?}");
 }
 
 /// Same as [`assert_same_in_ort`] for two files.
-pub fn assert_files_same_in_ort(a: &Path, b: &Path, atol: f64, extra: &[&str]) -> serde_json::Value {
+pub fn assert_files_same_in_ort(
+    a: &Path,
+    b: &Path,
+    atol: f64,
+    extra: &[&str],
+) -> serde_json::Value {
     let atol = atol.to_string();
-    let mut args: Vec<&OsStr> = vec![a.as_os_str(), b.as_os_str(), OsStr::new("--atol"), OsStr::new(&atol)];
+    let mut args: Vec<&OsStr> = vec![
+        a.as_os_str(),
+        b.as_os_str(),
+        OsStr::new("--atol"),
+        OsStr::new(&atol),
+    ];
     args.extend(extra.iter().map(OsStr::new));
-    whittle_tests::python_json("ort_run_compare.py", &args).unwrap_or_else(|e| panic!("{}: {e}", a.display()))
+    whittle_tests::python_json("ort_run_compare.py", &args)
+        .unwrap_or_else(|e| panic!("{}: {e}", a.display()))
 }

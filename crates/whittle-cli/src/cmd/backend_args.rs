@@ -54,10 +54,13 @@ impl BackendArgs {
     }
 
     /// The backend of `kind`, with onnxruntime using `intra_threads` per run.
-    pub fn backend_with(&self, kind: BackendKind, intra_threads: usize) -> Result<Box<dyn Backend>> {
-        make_backend(kind, self.ort_lib.as_deref(), intra_threads).with_context(|| {
-            format!("cannot use the {} runtime", kind.label())
-        })
+    pub fn backend_with(
+        &self,
+        kind: BackendKind,
+        intra_threads: usize,
+    ) -> Result<Box<dyn Backend>> {
+        make_backend(kind, self.ort_lib.as_deref(), intra_threads)
+            .with_context(|| format!("cannot use the {} runtime", kind.label()))
     }
 
     /// The chosen backend, set up for running many samples: tract gets `--threads` parallel
@@ -78,7 +81,11 @@ pub fn load_model(path: &Path) -> Result<Model> {
 
 /// The "backend: …" line every report starts with.
 pub fn backend_line(backend: &str) -> String {
-    let label = if backend == "ort" { "onnxruntime" } else { backend };
+    let label = if backend == "ort" {
+        "onnxruntime"
+    } else {
+        backend
+    };
     format!("backend: {label}")
 }
 

@@ -69,10 +69,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut entries = Vec::new();
     for kind in kinds {
         let entry = measure(&args, &model, kind, &inputs, &config);
-        if let Err(e) = &entry {
-            if args.backend.runtime.is_some() {
-                bail!("{}", error_chain(e));
-            }
+        if let (Err(e), Some(_)) = (&entry, args.backend.runtime) {
+            bail!("{}", error_chain(e));
         }
         entries.push(entry.unwrap_or_else(|e| Entry {
             backend: kind.label(),
@@ -163,12 +161,25 @@ fn print_report(args: &BenchArgs, inputs: &[NamedTensor], entries: &[Entry]) {
             ])
         })
         .collect();
-    let header = ["backend", "threads", "load ms", "min ms", "median ms", "p90 ms", "peak RSS"];
+    let header = [
+        "backend",
+        "threads",
+        "load ms",
+        "min ms",
+        "median ms",
+        "p90 ms",
+        "peak RSS",
+    ];
     print_aligned(&header, &rows);
     for e in entries {
         if let Some(why) = &e.unavailable {
             println!("{}: not measured: {why}", e.backend);
         }
-        print_notes(&e.notes.iter().map(|n| format!("{}: {n}", e.backend)).collect::<Vec<_>>());
+        print_notes(
+            &e.notes
+                .iter()
+                .map(|n| format!("{}: {n}", e.backend))
+                .collect::<Vec<_>>(),
+        );
     }
 }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use whittle_runtime::Tolerance;
 use whittle_runtime::model::{
-    BatchOptions, ComparisonReport, Dataset, MatchedBy, Runner, candidate_dataset, compare_models, input_specs,
+    BatchOptions, ComparisonReport, Dataset, MatchedBy, Runner, candidate_dataset, compare_models,
+    input_specs,
 };
 
 const EXIT_STATUS: &str = "\
@@ -88,7 +89,12 @@ fn run(args: &CompareArgs) -> Result<ComparisonReport> {
     let (_, candidate_data) = candidate_dataset(&specs, &input_specs(&candidate)?, &data)?;
     let (backend, threads) = args.backend.backend()?;
     let r = Runner::for_dataset(&reference, Some(&args.reference), backend.as_ref(), &data)?;
-    let c = Runner::for_dataset(&candidate, Some(&args.candidate), backend.as_ref(), &candidate_data)?;
+    let c = Runner::for_dataset(
+        &candidate,
+        Some(&args.candidate),
+        backend.as_ref(),
+        &candidate_data,
+    )?;
     let tolerance = Tolerance {
         atol: args.atol,
         rtol: args.rtol,
@@ -113,7 +119,11 @@ fn run(args: &CompareArgs) -> Result<ComparisonReport> {
 }
 
 fn print_report(args: &CompareArgs, report: &ComparisonReport) {
-    println!("compare: {} vs {}", args.reference.display(), args.candidate.display());
+    println!(
+        "compare: {} vs {}",
+        args.reference.display(),
+        args.candidate.display()
+    );
     println!(
         "{} · {} sample(s) · outputs matched by {}",
         backend_line(report.backend),
@@ -123,7 +133,13 @@ fn print_report(args: &CompareArgs, report: &ComparisonReport) {
             MatchedBy::Position => "position",
         }
     );
-    let sci = |x: f64| if x.is_finite() { format!("{x:.3e}") } else { format!("{x}") };
+    let sci = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.3e}")
+        } else {
+            format!("{x}")
+        }
+    };
     let frac = |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.2}%", v * 100.0));
     let rows: Vec<[String; 10]> = report
         .outputs
@@ -136,11 +152,19 @@ fn print_report(args: &CompareArgs, report: &ComparisonReport) {
                 sci(m.max_abs),
                 sci(m.mean_abs),
                 sci(m.max_rel),
-                format!("{:.6}", m.cosine),
-                if m.snr_db.is_finite() { format!("{:.1}", m.snr_db) } else { format!("{}", m.snr_db) },
+                format!("{:.8}", m.cosine),
+                if m.snr_db.is_finite() {
+                    format!("{:.1}", m.snr_db)
+                } else {
+                    format!("{}", m.snr_db)
+                },
                 frac(m.top1_agreement),
                 frac(m.top5_containment),
-                if o.bounds.pass { "ok".into() } else { "OUTSIDE".into() },
+                if o.bounds.pass {
+                    "ok".into()
+                } else {
+                    "OUTSIDE".into()
+                },
             ]
         })
         .collect();
@@ -150,7 +174,11 @@ fn print_report(args: &CompareArgs, report: &ComparisonReport) {
     ];
     print_aligned(&header, &rows);
     let cosine = args.min_cosine.map_or("none".into(), |c| c.to_string());
-    let verdict = if report.pass { "within the bounds" } else { "OUTSIDE the bounds" };
+    let verdict = if report.pass {
+        "within the bounds"
+    } else {
+        "OUTSIDE the bounds"
+    };
     println!(
         "{verdict} (atol {} + rtol {}·|ref|, min cosine {cosine})",
         args.atol, args.rtol
@@ -178,7 +206,7 @@ fn failures(report: &ComparisonReport, args: &CompareArgs) -> String {
                 ));
             }
             if let Some(min) = args.min_cosine.filter(|&m| b.cosine < m) {
-                parts.push(format!("cosine {:.6} < {min}", b.cosine));
+                parts.push(format!("cosine {:.12} < {min}", b.cosine));
             }
             format!("output \"{}\": {}", o.output, parts.join("; "))
         })

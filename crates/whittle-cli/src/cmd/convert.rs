@@ -60,12 +60,8 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         ),
         None => None,
     };
-    let report = whittle_ir::save(&model, &args.output, &opts).with_context(|| {
-        format!(
-            "{}: cannot write the converted model",
-            args.output.display()
-        )
-    })?;
+    // The save error already names the file it could not write.
+    let report = whittle_ir::save(&model, &args.output, &opts)?;
     if args.json {
         let mut json = serde_json::to_value(&report).context("cannot serialize the report")?;
         if let (Some(obj), Some(r)) = (json.as_object_mut(), &opset_report) {

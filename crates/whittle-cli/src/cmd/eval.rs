@@ -62,8 +62,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
         arrays.retain(|(k, _)| *k != first.name);
         arrays.push((first.name.clone(), samples));
     }
-    let data = Dataset::from_arrays(&specs, &arrays, &args.backend.overrides()?, &BatchOptions::default())
-        .with_context(|| format!("{}: cannot feed the model", args.data.display()))?;
+    let data = Dataset::from_arrays(
+        &specs,
+        &arrays,
+        &args.backend.overrides()?,
+        &BatchOptions::default(),
+    )
+    .with_context(|| format!("{}: cannot feed the model", args.data.display()))?;
     let (backend, threads) = args.backend.backend()?;
     let runner = Runner::for_dataset(&model, Some(&args.model), backend.as_ref(), &data)?;
     let bar = progress_bar(data.samples() as u64, args.json || args.quiet);
@@ -121,7 +126,8 @@ fn print_report(args: &EvalArgs, r: &EvalReport) {
                 c.class.to_string(),
                 c.count.to_string(),
                 c.correct.to_string(),
-                c.recall.map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
+                c.recall
+                    .map_or("-".into(), |v| format!("{:.1}%", v * 100.0)),
                 c.predicted.to_string(),
             ]
         })

@@ -7,3 +7,6 @@ pub mod bench;
 pub mod compare;
 pub mod eval;
 pub mod run;
+pub mod merge;
+pub mod quantize;
+pub mod prune;

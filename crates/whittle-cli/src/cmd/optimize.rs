@@ -69,7 +69,9 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
 
 /// `NAME=1x3x224x224` → (name, dims).
 fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
-    let (name, dims) = s.split_once('=').with_context(|| format!("--shape {s:?}: expected NAME=DIMS, e.g. x=1x3x224x224"))?;
+    let (name, dims) = s
+        .split_once('=')
+        .with_context(|| format!("--shape {s:?}: expected NAME=DIMS, e.g. x=1x3x224x224"))?;
     let dims = dims
         .split(['x', 'X', ','])
         .map(|d| d.trim().parse::<u64>())
@@ -84,7 +86,9 @@ fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
 pub enum CheckOutcome {
     Skipped,
     /// The verification engine is not available in this build.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// The numeric self-check hook: runs `optimized` and the model at `original` on seeded
@@ -97,7 +101,8 @@ pub fn numeric_check(_original: &Path, _optimized: &Model, skip: bool) -> CheckO
         return CheckOutcome::Skipped;
     }
     CheckOutcome::Unavailable {
-        reason: "the verification engine (whittle-runtime, issue 3) is not wired into optimize yet".into(),
+        reason: "the verification engine (whittle-runtime, issue 3) is not wired into optimize yet"
+            .into(),
     }
 }
 
@@ -114,11 +119,21 @@ struct JsonReport<'a> {
 pub fn run(args: OptimizeArgs) -> Result<()> {
     let mut model = Model::load(&args.input)?;
     if let Err(e) = whittle_ir::verify::verify(&model) {
-        bail!("{}: the input is not a valid model, so it cannot be optimized safely: {e}", args.input.display());
+        bail!(
+            "{}: the input is not a valid model, so it cannot be optimized safely: {e}",
+            args.input.display()
+        );
     }
     let mut passes: Vec<String> = match &args.passes {
-        Some(list) => list.iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        None => cleanup::DEFAULT_PASSES.iter().map(|s| s.to_string()).collect(),
+        Some(list) => list
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        None => cleanup::DEFAULT_PASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     for name in passes.iter().chain(&args.skip) {
         if !PASS_NAMES.contains(&name.as_str()) {
@@ -150,8 +165,12 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
     let outputs = whittle_ir::save::target_files(&model, &args.output, &save_opts)?;
     check_not_overwriting(&outputs, &inputs, args.force)?;
     let check = numeric_check(&args.input, &model, args.no_check);
-    let saved = whittle_ir::save(&model, &args.output, &save_opts)
-        .with_context(|| format!("{}: cannot write the optimized model", args.output.display()))?;
+    let saved = whittle_ir::save(&model, &args.output, &save_opts).with_context(|| {
+        format!(
+            "{}: cannot write the optimized model",
+            args.output.display()
+        )
+    })?;
     if args.json {
         return print_json(&JsonReport {
             input: &args.input,
@@ -163,8 +182,21 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
         });
     }
     print_table(&report, args.verbose);
-    println!("optimized in {seconds:.2} s ({} round{}{})", report.iterations, if report.iterations == 1 { "" } else { "s" }, if report.converged { "" } else { ", stopped before a fixed point" });
-    println!("wrote {} ({} bytes)", saved.model_path.display(), saved.model_bytes);
+    println!(
+        "optimized in {seconds:.2} s ({} round{}{})",
+        report.iterations,
+        if report.iterations == 1 { "" } else { "s" },
+        if report.converged {
+            ""
+        } else {
+            ", stopped before a fixed point"
+        }
+    );
+    println!(
+        "wrote {} ({} bytes)",
+        saved.model_path.display(),
+        saved.model_bytes
+    );
     for (path, size) in &saved.data_files {
         println!("wrote {} ({size} bytes)", path.display());
     }
@@ -178,7 +210,11 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
 }
 
 fn arrow<T: std::fmt::Display + PartialEq>(a: T, b: T) -> String {
-    if a == b { a.to_string() } else { format!("{a} -> {b}") }
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a} -> {b}")
+    }
 }
 
 fn row(name: &str, round: &str, a: &Stats, b: &Stats, changes: &str, skipped: &str) {
@@ -191,13 +227,23 @@ fn row(name: &str, round: &str, a: &Stats, b: &Stats, changes: &str, skipped: &s
 }
 
 fn print_table(report: &CleanupReport, verbose: bool) {
-    println!("{:<17} {:>5}  {:>14}  {:>12}  {:>24}  {:>7}  {:>7}", "pass", "round", "nodes", "initializers", "tensor bytes", "changes", "skipped");
+    println!(
+        "{:<17} {:>5}  {:>14}  {:>12}  {:>24}  {:>7}  {:>7}",
+        "pass", "round", "nodes", "initializers", "tensor bytes", "changes", "skipped"
+    );
     for s in &report.steps {
         let r = &s.report;
         if !verbose && r.changes.is_empty() {
             continue;
         }
-        row(&r.pass, &s.iteration.to_string(), &s.before, &s.after, &r.changes.len().to_string(), &r.skipped.len().to_string());
+        row(
+            &r.pass,
+            &s.iteration.to_string(),
+            &s.before,
+            &s.after,
+            &r.changes.len().to_string(),
+            &r.skipped.len().to_string(),
+        );
         if verbose {
             for c in &r.changes {
                 println!("    + {c}");
@@ -210,7 +256,10 @@ fn print_table(report: &CleanupReport, verbose: bool) {
     row("total", "", &report.before, &report.after, "", "");
     if !verbose {
         // The last round sees every node that is still left alone.
-        let last = report.steps.iter().filter(|s| s.iteration == report.iterations);
+        let last = report
+            .steps
+            .iter()
+            .filter(|s| s.iteration == report.iterations);
         let skipped: usize = last.map(|s| s.report.skipped.len()).sum();
         if skipped > 0 {
             println!("({skipped} nodes left alone with a reason; -v lists them)");

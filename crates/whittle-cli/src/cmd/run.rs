@@ -23,7 +23,7 @@ pub struct RunArgs {
     /// Save the outputs to an .npz (keys = output names), written atomically.
     #[arg(short, long, value_name = "OUT.npz")]
     pub output: Option<PathBuf>,
-    /// Also save the inputs used to an .npz (to replay them elsewhere).
+    /// Also save the inputs used to an .npz (written before the run, to replay it elsewhere).
     #[arg(long, value_name = "FILE.npz")]
     pub save_inputs: Option<PathBuf>,
     /// Allow writing over an input file.
@@ -50,23 +50,33 @@ pub fn run(args: RunArgs) -> Result<()> {
             let seed = args.seed.unwrap_or(0);
             let shapes = resolve_shapes(&specs, &args.backend.overrides()?)
                 .with_context(|| format!("{}: input shapes", args.model.display()))?;
-            (seeded_inputs(&specs, &shapes, seed)?, format!("seed {seed}"), Vec::new())
+            (
+                seeded_inputs(&specs, &shapes, seed)?,
+                format!("seed {seed}"),
+                Vec::new(),
+            )
         }
     };
     let mut read = vec![args.model.clone()];
     read.extend(model.external_files());
     read.extend(args.inputs.clone());
-    let written: Vec<PathBuf> = args.output.iter().chain(&args.save_inputs).cloned().collect();
+    let written: Vec<PathBuf> = args
+        .output
+        .iter()
+        .chain(&args.save_inputs)
+        .cloned()
+        .collect();
     check_not_overwriting(&written, &read, args.force)?;
 
+    // Inputs first: they are saved even when the run fails, to replay the failure elsewhere.
+    if let Some(path) = &args.save_inputs {
+        write_npz_atomically(path, &inputs)?;
+    }
     let (backend, _) = args.backend.backend()?;
     let facts: Vec<InputFact> = inputs.iter().map(|(n, t)| InputFact::of(n, t)).collect();
     let runner = Runner::load(&model, Some(&args.model), backend.as_ref(), &[facts])?;
     notes.extend(runner.file().notes.iter().cloned());
     let outputs = runner.run(&inputs)?;
-    if let Some(path) = &args.save_inputs {
-        write_npz_atomically(path, &inputs)?;
-    }
     if let Some(path) = &args.output {
         write_npz_atomically(path, &outputs)?;
     }
@@ -107,13 +117,21 @@ fn summary((name, t): &NamedTensor) -> serde_json::Value {
 const FIRST: usize = 6;
 
 fn min_max_mean(t: &HostTensor) -> (Option<f64>, Option<f64>, Option<f64>) {
-    let finite: Vec<f64> = t.to_f64_vec().into_iter().filter(|x| x.is_finite()).collect();
+    let finite: Vec<f64> = t
+        .to_f64_vec()
+        .into_iter()
+        .filter(|x| x.is_finite())
+        .collect();
     if finite.is_empty() {
         return (None, None, None);
     }
     let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (Some(min), Some(max), Some(finite.iter().sum::<f64>() / finite.len() as f64))
+    (
+        Some(min),
+        Some(max),
+        Some(finite.iter().sum::<f64>() / finite.len() as f64),
+    )
 }
 
 fn print_table(outputs: &[NamedTensor]) {
@@ -122,7 +140,12 @@ fn print_table(outputs: &[NamedTensor]) {
         .iter()
         .map(|(name, t)| {
             let (min, max, mean) = min_max_mean(t);
-            let first: Vec<String> = t.to_f64_vec().iter().take(FIRST).map(|v| format!("{v:.4}")).collect();
+            let first: Vec<String> = t
+                .to_f64_vec()
+                .iter()
+                .take(FIRST)
+                .map(|v| format!("{v:.4}"))
+                .collect();
             let more = if t.len() > FIRST { ", …" } else { "" };
             [
                 name.clone(),
@@ -135,7 +158,15 @@ fn print_table(outputs: &[NamedTensor]) {
             ]
         })
         .collect();
-    let header = ["output", "dtype", "shape", "min", "max", "mean", "first values"];
+    let header = [
+        "output",
+        "dtype",
+        "shape",
+        "min",
+        "max",
+        "mean",
+        "first values",
+    ];
     print_aligned(&header, &rows);
 }
 

@@ -55,16 +55,24 @@ fn convert(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
             None
         };
         if let Some(why) = why_not {
-            report.skipped.push(format!("{path}{}: {why}", n.label(pos)));
+            report
+                .skipped
+                .push(format!("{path}{}: {why}", n.label(pos)));
             continue;
         }
         match constant_tensor(n, out) {
             Ok(t) => {
-                report.changes.push(format!("{path}{} -> initializer {out:?} {}", n.label(pos), whittle_ir::text::tensor_summary(&t)));
+                report.changes.push(format!(
+                    "{path}{} -> initializer {out:?} {}",
+                    n.label(pos),
+                    whittle_ir::text::tensor_summary(&t)
+                ));
                 tensors.push(t);
                 doomed.push(ix);
             }
-            Err(why) => report.skipped.push(format!("{path}{}: {why}", n.label(pos))),
+            Err(why) => report
+                .skipped
+                .push(format!("{path}{}: {why}", n.label(pos))),
         }
     }
     g.remove_nodes(&doomed);
@@ -76,34 +84,55 @@ fn convert(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
 /// The value a `Constant` node produces, named `name`.
 pub fn constant_tensor(n: &Node, name: &str) -> Result<Tensor, String> {
     let [a] = n.attributes.as_slice() else {
-        return Err(format!("has {} attributes, expected exactly one", n.attributes.len()));
+        return Err(format!(
+            "has {} attributes, expected exactly one",
+            n.attributes.len()
+        ));
     };
     if a.proto.ref_attr_name.is_some() {
         return Err("its value refers to a function attribute".into());
     }
     let p = &a.proto;
-    let raw = |dtype: DataType, dims: Vec<i64>, data: Vec<u8>| Tensor::new_raw(name, dtype, dims, Bytes::from(data));
+    let raw = |dtype: DataType, dims: Vec<i64>, data: Vec<u8>| {
+        Tensor::new_raw(name, dtype, dims, Bytes::from(data))
+    };
     let t = match p.name() {
         "value" => {
             let mut t = a.t.clone().ok_or("`value` holds no tensor")?;
             t.proto.name = Some(name.to_string());
             t
         }
-        "value_float" => raw(DataType::FLOAT, vec![], p.f.unwrap_or(0.0).to_le_bytes().to_vec()),
+        "value_float" => raw(
+            DataType::FLOAT,
+            vec![],
+            p.f.unwrap_or(0.0).to_le_bytes().to_vec(),
+        ),
         "value_floats" => raw(
             DataType::FLOAT,
             vec![p.floats.len() as i64],
             p.floats.iter().flat_map(|x| x.to_le_bytes()).collect(),
         ),
-        "value_int" => raw(DataType::INT64, vec![], p.i.unwrap_or(0).to_le_bytes().to_vec()),
+        "value_int" => raw(
+            DataType::INT64,
+            vec![],
+            p.i.unwrap_or(0).to_le_bytes().to_vec(),
+        ),
         "value_ints" => raw(
             DataType::INT64,
             vec![p.ints.len() as i64],
             p.ints.iter().flat_map(|x| x.to_le_bytes()).collect(),
         ),
         "value_string" | "value_strings" => {
-            let strings = if p.name() == "value_string" { vec![p.s.clone().unwrap_or_default()] } else { p.strings.clone() };
-            let dims = if p.name() == "value_string" { vec![] } else { vec![strings.len() as i64] };
+            let strings = if p.name() == "value_string" {
+                vec![p.s.clone().unwrap_or_default()]
+            } else {
+                p.strings.clone()
+            };
+            let dims = if p.name() == "value_string" {
+                vec![]
+            } else {
+                vec![strings.len() as i64]
+            };
             Tensor::from_proto(TensorProto {
                 name: Some(name.to_string()),
                 data_type: Some(DataType::STRING.0),

@@ -30,14 +30,26 @@ impl Pass for FuseConvAffine {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
         let mut taken = scope::all_names(&model.graph);
-        fuse(&mut model.graph, cx, &HashMap::new(), &mut taken, &mut report);
+        fuse(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &mut taken,
+            &mut report,
+        );
         Ok(report)
     }
 }
 
 type Ix = petgraph::stable_graph::NodeIndex;
 
-fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, taken: &mut HashSet<String>, report: &mut PassReport) {
+fn fuse(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    taken: &mut HashSet<String>,
+    report: &mut PassReport,
+) {
     let inner = super::identity::visible_constants(g, &cx, outer);
     for n in g.nodes_mut() {
         for sub in n.subgraphs_mut() {
@@ -56,23 +68,41 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, taken: &mut
         let consts = scope::constants(g, &cx, &refs);
         let producers: HashMap<&str, (Ix, usize)> = g
             .nodes()
-            .flat_map(|(ix, n)| n.outputs().iter().enumerate().map(move |(s, o)| (o.as_str(), (ix, s))))
+            .flat_map(|(ix, n)| {
+                n.outputs()
+                    .iter()
+                    .enumerate()
+                    .map(move |(s, o)| (o.as_str(), (ix, s)))
+            })
             .collect();
-        let labels: HashMap<_, _> = g.nodes().enumerate().map(|(pos, (ix, n))| (ix, n.label(pos))).collect();
+        let labels: HashMap<_, _> = g
+            .nodes()
+            .enumerate()
+            .map(|(pos, (ix, n))| (ix, n.label(pos)))
+            .collect();
         let mut fused_convs: HashSet<Ix> = HashSet::new();
         for (ix, n) in g.nodes() {
-            if !matches!(n.op_type(), "Mul" | "Add") || n.domain() != "" || n.inputs().len() != 2 {
+            if !matches!(n.op_type(), "Mul" | "Add")
+                || n.domain() != ""
+                || n.inputs().len() != 2
+                || n.outputs().len() != 1
+            {
                 continue;
             }
             // Which input is the conv output, which the constant.
             let conv_side = n.inputs().iter().position(|i| {
                 producers.get(i.as_str()).is_some_and(|&(p, s)| {
-                    s == 0 && g.node(p).is_some_and(|pn| pn.domain() == "" && matches!(pn.op_type(), "Conv" | "ConvTranspose"))
+                    s == 0
+                        && g.node(p).is_some_and(|pn| {
+                            pn.domain() == "" && matches!(pn.op_type(), "Conv" | "ConvTranspose")
+                        })
                 })
             });
             let Some(side) = conv_side else { continue };
             let (y, cname) = (&n.inputs()[side], &n.inputs()[1 - side]);
-            let Some(c) = consts.get(cname.as_str()) else { continue };
+            let Some(c) = consts.get(cname.as_str()) else {
+                continue;
+            };
             let (p, _) = producers[y.as_str()];
             if fused_convs.contains(&p) {
                 continue;
@@ -80,11 +110,16 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, taken: &mut
             let Some(pn) = g.node(p) else { continue };
             match plan_one(g, &cx, n, pn, y, c, &consts, &uses, &mut writer) {
                 Ok((w, b)) => {
-                    report.changes.push(format!("folded {} by {cname:?} into {}", labels[&ix], labels[&p]));
+                    report.changes.push(format!(
+                        "folded {} by {cname:?} into {}",
+                        labels[&ix], labels[&p]
+                    ));
                     fused_convs.insert(p);
                     plans.push((ix, p, w, b, n.outputs()[0].clone()));
                 }
-                Err(why) => report.skipped.push(format!("{} after {}: {why}", labels[&ix], labels[&p])),
+                Err(why) => report
+                    .skipped
+                    .push(format!("{} after {}: {why}", labels[&ix], labels[&p])),
             }
         }
     }
@@ -109,7 +144,11 @@ pub fn per_channel(c: &Tensor, channels: usize, rank: usize) -> Result<Vec<f64>,
     let v = f32_data(c).ok_or_else(|| format!("{:?} is not f32", c.name()))?;
     let dims = c.dims();
     if dims.len() > rank {
-        return Err(format!("{:?} has rank {} > the conv output's {rank}", c.name(), dims.len()));
+        return Err(format!(
+            "{:?} has rank {} > the conv output's {rank}",
+            c.name(),
+            dims.len()
+        ));
     }
     // Axis of the constant that lines up with the channel axis (1) of the output.
     let chan_axis = (1 + dims.len()).checked_sub(rank);
@@ -140,17 +179,21 @@ fn plan_one(
         return Err(format!("{y:?} has other users"));
     }
     let wname = conv.inputs().get(1).ok_or("the conv has no weight")?;
-    let w = consts.get(wname.as_str()).ok_or_else(|| format!("weight {wname:?} is not constant"))?;
+    let w = consts
+        .get(wname.as_str())
+        .ok_or_else(|| format!("weight {wname:?} is not constant"))?;
     let wv = f32_data(w).ok_or_else(|| format!("weight {wname:?} is not f32"))?;
     let layout = match conv.op_type() {
         "Conv" => ChannelLayout::Conv,
-        _ => ChannelLayout::ConvTranspose { group: conv.attr_int("group").unwrap_or(1).max(1) as usize },
+        _ => ChannelLayout::ConvTranspose {
+            group: conv.attr_int("group").unwrap_or(1).max(1) as usize,
+        },
     };
     let channels = layout.channels(w.dims()).ok_or("bad weight dims")?;
-    if let ChannelLayout::ConvTranspose { group } = layout {
-        if w.dims()[0] as usize % group != 0 {
-            return Err("weight channels not divisible by group".into());
-        }
+    if let ChannelLayout::ConvTranspose { group } = layout
+        && !(w.dims()[0] as usize).is_multiple_of(group)
+    {
+        return Err("weight channels not divisible by group".into());
     }
     let k = per_channel(c, channels, w.dims().len())?;
     let chan = layout.channel_of_each(w.dims()).ok_or("bad weight dims")?;
@@ -158,7 +201,9 @@ fn plan_one(
     let old_b = match bias_name {
         None => vec![0.0; channels],
         Some(b) => {
-            let t = consts.get(b.as_str()).ok_or_else(|| format!("bias {b:?} is not constant"))?;
+            let t = consts
+                .get(b.as_str())
+                .ok_or_else(|| format!("bias {b:?} is not constant"))?;
             let v = f32_data(t).ok_or_else(|| format!("bias {b:?} is not f32"))?;
             if t.dims() != [channels as i64] {
                 return Err(format!("bias dims {:?}", t.dims()));
@@ -167,19 +212,46 @@ fn plan_one(
         }
     };
     let is_mul = op.op_type() == "Mul";
-    let new_b: Vec<f64> = (0..channels).map(|i| if is_mul { old_b[i] * k[i] } else { old_b[i] + k[i] }).collect();
+    let new_b: Vec<f64> = (0..channels)
+        .map(|i| {
+            if is_mul {
+                old_b[i] * k[i]
+            } else {
+                old_b[i] + k[i]
+            }
+        })
+        .collect();
     let weight = if is_mul {
         let new_w: Vec<f64> = wv.iter().zip(&chan).map(|(v, &ch)| v * k[ch]).collect();
-        writer.put(g, cx, uses, Some(wname), &format!("{wname}_scaled"), w.dims().to_vec(), &new_w)
+        writer.put(
+            g,
+            cx,
+            uses,
+            Some(wname),
+            &format!("{wname}_scaled"),
+            w.dims().to_vec(),
+            &new_w,
+        )
     } else {
         wname.clone()
     };
-    let base = bias_name.map_or_else(|| format!("{wname}_bias"), |b| format!("{b}_{}", if is_mul { "scaled" } else { "shifted" }));
+    let base = bias_name.map_or_else(
+        || format!("{wname}_bias"),
+        |b| format!("{b}_{}", if is_mul { "scaled" } else { "shifted" }),
+    );
     let bias = if is_mul && bias_name.is_none() {
         // x·c with no bias keeps no bias.
         String::new()
     } else {
-        writer.put(g, cx, uses, bias_name.map(String::as_str), &base, vec![channels as i64], &new_b)
+        writer.put(
+            g,
+            cx,
+            uses,
+            bias_name.map(String::as_str),
+            &base,
+            vec![channels as i64],
+            &new_b,
+        )
     };
     Ok((weight, bias))
 }

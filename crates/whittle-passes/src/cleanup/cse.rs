@@ -31,11 +31,22 @@ impl Pass for CommonSubexpressions {
     }
 }
 
-const NONDETERMINISTIC: &[&str] = &["RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Bernoulli", "Multinomial", "Dropout"];
+const NONDETERMINISTIC: &[&str] = &[
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Bernoulli",
+    "Multinomial",
+    "Dropout",
+];
 
-/// What makes two nodes compute the same thing.
-fn key(n: &Node) -> Option<(String, Vec<String>, Vec<u8>)> {
-    if n.domain() != "" || NONDETERMINISTIC.contains(&n.op_type()) || n.subgraphs().next().is_some() {
+/// What makes two nodes compute the same thing: op, inputs, attribute bytes.
+type Key = (String, Vec<String>, Vec<u8>);
+
+fn key(n: &Node) -> Option<Key> {
+    if n.domain() != "" || NONDETERMINISTIC.contains(&n.op_type()) || n.subgraphs().next().is_some()
+    {
         return None;
     }
     if n.inputs().iter().all(String::is_empty) {
@@ -63,7 +74,7 @@ fn eliminate(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
         }
     }
     let uses = Uses::of(g);
-    let mut seen: HashMap<(String, Vec<String>, Vec<u8>), (String, Vec<String>)> = HashMap::new();
+    let mut seen: HashMap<Key, (String, Vec<String>)> = HashMap::new();
     let mut map: HashMap<String, String> = HashMap::new();
     let mut lines = Vec::new();
     let mut doomed = Vec::new();
@@ -84,9 +95,14 @@ fn eliminate(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
                     .filter(|(o, _)| !o.is_empty())
                     .map(|(o, to)| (o.clone(), to.clone()))
                     .collect();
-                let ok = pairs.iter().all(|(o, to)| !to.is_empty() && !uses.is_output(o) && scope::rename_is_safe(g, o, to));
+                let ok = pairs.iter().all(|(o, to)| {
+                    !to.is_empty() && !uses.is_output(o) && scope::rename_is_safe(g, o, to)
+                });
                 if ok {
-                    lines.push(format!("{path}{} computes the same as {first}: its readers read {outs:?}", n.label(pos)));
+                    lines.push(format!(
+                        "{path}{} computes the same as {first}: its readers read {outs:?}",
+                        n.label(pos)
+                    ));
                     map.extend(pairs);
                     doomed.push(ix);
                 }

@@ -44,11 +44,17 @@ fn clean(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
     let nodes: Vec<_> = g.nodes().map(|(ix, _)| ix).collect();
     for (pos, &ix) in nodes.iter().enumerate().rev() {
         let Some(n) = g.node(ix) else { continue };
-        if n.outputs().iter().any(|o| !o.is_empty() && live.contains(o)) {
+        if n.outputs()
+            .iter()
+            .any(|o| !o.is_empty() && live.contains(o))
+        {
             live.extend(n.inputs().iter().filter(|i| !i.is_empty()).cloned());
             live.extend(implicit_inputs(n));
         } else {
-            report.changes.push(format!("{path}removed {}: its outputs are unused", n.label(pos)));
+            report.changes.push(format!(
+                "{path}removed {}: its outputs are unused",
+                n.label(pos)
+            ));
             dead.push(ix);
         }
     }
@@ -65,7 +71,9 @@ fn clean(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
     let mut names: Vec<&String> = unused.iter().collect();
     names.sort();
     for name in names {
-        report.changes.push(format!("{path}removed initializer {name:?}: unused"));
+        report
+            .changes
+            .push(format!("{path}removed initializer {name:?}: unused"));
     }
     scope::remove_initializers(g, &unused, &cx);
 
@@ -74,6 +82,8 @@ fn clean(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
     g.proto.value_info.retain(|v| defined.contains(v.name()));
     let dropped = before - g.proto.value_info.len();
     if dropped > 0 {
-        report.changes.push(format!("{path}removed {dropped} value_info entries of values that no longer exist"));
+        report.changes.push(format!(
+            "{path}removed {dropped} value_info entries of values that no longer exist"
+        ));
     }
 }

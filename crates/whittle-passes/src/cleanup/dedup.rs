@@ -57,7 +57,9 @@ fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
             let t = &g.initializers[i];
             let same = kept.iter().copied().find(|&k| {
                 let keep = &g.initializers[k];
-                keep.dtype() == t.dtype() && keep.dims() == t.dims() && keep.le_bytes().ok() == t.le_bytes().ok()
+                keep.dtype() == t.dtype()
+                    && keep.dims() == t.dims()
+                    && keep.le_bytes().ok() == t.le_bytes().ok()
             });
             match same {
                 Some(k) => {
@@ -69,7 +71,9 @@ fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
                         ));
                         map.insert(from, to);
                     } else {
-                        report.skipped.push(format!("{path}initializer {from:?}: a subgraph defines {to:?} itself"));
+                        report.skipped.push(format!(
+                            "{path}initializer {from:?}: a subgraph defines {to:?} itself"
+                        ));
                     }
                 }
                 None => kept.push(i),

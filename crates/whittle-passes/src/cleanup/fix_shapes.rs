@@ -32,7 +32,10 @@ impl Pass for FixInputShapes {
         if self.overrides.is_empty() {
             return Ok(report);
         }
-        let fail = |message: String| PassError::Failed { pass: "fix-shapes".into(), message };
+        let fail = |message: String| PassError::Failed {
+            pass: "fix-shapes".into(),
+            message,
+        };
         // -1 means "unknown" to the exporters that write it; make it so before checking.
         for v in model.graph.proto.input.iter_mut() {
             for d in dims_mut(v) {
@@ -41,24 +44,42 @@ impl Pass for FixInputShapes {
                 }
             }
         }
-        let shapes = whittle_ir::shape::infer_shapes(model, &self.overrides).map_err(|e| fail(e.to_string()))?;
+        let shapes = whittle_ir::shape::infer_shapes(model, &self.overrides)
+            .map_err(|e| fail(e.to_string()))?;
         let bindings = shapes.bindings().clone();
-        let inits: std::collections::HashSet<String> = model.graph.initializers.iter().map(|t| t.name().to_string()).collect();
-        for v in model.graph.proto.input.iter_mut().filter(|v| !inits.contains(v.name())) {
-            let Some(dims) = shapes.dims(v.name()).map(<[Dim]>::to_vec) else { continue };
+        let inits: std::collections::HashSet<String> = model
+            .graph
+            .initializers
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        for v in model
+            .graph
+            .proto
+            .input
+            .iter_mut()
+            .filter(|v| !inits.contains(v.name()))
+        {
+            let Some(dims) = shapes.dims(v.name()).map(<[Dim]>::to_vec) else {
+                continue;
+            };
             let before = dims_text(v);
             let declared = dims_mut(v);
             if declared.len() != dims.len() {
                 continue;
             }
             for (d, inferred) in declared.into_iter().zip(&dims) {
-                if let (Dim::Known(n), false) = (inferred, matches!(d.value, Some(DimValue::DimValue(_)))) {
+                if let (Dim::Known(n), false) =
+                    (inferred, matches!(d.value, Some(DimValue::DimValue(_))))
+                {
                     d.value = Some(DimValue::DimValue(*n as i64));
                 }
             }
             let after = dims_text(v);
             if before != after {
-                report.changes.push(format!("input {:?}: {before} -> {after}", v.name()));
+                report
+                    .changes
+                    .push(format!("input {:?}: {before} -> {after}", v.name()));
             }
         }
         let mut count = 0;
@@ -67,7 +88,9 @@ impl Pass for FixInputShapes {
             report.changes.push(format!("symbol {sym:?} = {n}"));
         }
         if count > 0 {
-            report.changes.push(format!("replaced bound symbols in {count} dims of declared types"));
+            report.changes.push(format!(
+                "replaced bound symbols in {count} dims of declared types"
+            ));
         }
         Ok(report)
     }
@@ -75,13 +98,19 @@ impl Pass for FixInputShapes {
 
 fn dims_mut(v: &mut ValueInfoProto) -> Vec<&mut whittle_ir::proto::tensor_shape_proto::Dimension> {
     match v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
-        Some(type_proto::Value::TensorType(t)) => t.shape.as_mut().map(|s| s.dim.iter_mut().collect()).unwrap_or_default(),
+        Some(type_proto::Value::TensorType(t)) => t
+            .shape
+            .as_mut()
+            .map(|s| s.dim.iter_mut().collect())
+            .unwrap_or_default(),
         _ => Vec::new(),
     }
 }
 
 fn dims_text(v: &ValueInfoProto) -> String {
-    v.r#type.as_ref().map_or("?".into(), whittle_ir::types::type_string)
+    v.r#type
+        .as_ref()
+        .map_or("?".into(), whittle_ir::types::type_string)
 }
 
 /// Replaces bound `dim_param`s in every declared type of `g` and its subgraphs.
@@ -90,13 +119,18 @@ fn bind_symbols(g: &mut Graph, bindings: &BTreeMap<String, u64>, count: &mut usi
         return;
     }
     let p = &mut g.proto;
-    for v in p.input.iter_mut().chain(p.output.iter_mut()).chain(p.value_info.iter_mut()) {
+    for v in p
+        .input
+        .iter_mut()
+        .chain(p.output.iter_mut())
+        .chain(p.value_info.iter_mut())
+    {
         for d in dims_mut(v) {
-            if let Some(DimValue::DimParam(s)) = &d.value {
-                if let Some(&n) = bindings.get(s) {
-                    d.value = Some(DimValue::DimValue(n as i64));
-                    *count += 1;
-                }
+            if let Some(DimValue::DimParam(s)) = &d.value
+                && let Some(&n) = bindings.get(s)
+            {
+                d.value = Some(DimValue::DimValue(n as i64));
+                *count += 1;
             }
         }
     }

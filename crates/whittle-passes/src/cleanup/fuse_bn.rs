@@ -29,7 +29,13 @@ impl Pass for FuseBatchNorm {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
         let mut taken = scope::all_names(&model.graph);
-        fuse(&mut model.graph, cx, &HashMap::new(), &mut taken, &mut report);
+        fuse(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &mut taken,
+            &mut report,
+        );
         Ok(report)
     }
 }
@@ -45,7 +51,13 @@ struct Plan {
     output: String,
 }
 
-fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, taken: &mut HashSet<String>, report: &mut PassReport) {
+fn fuse(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    taken: &mut HashSet<String>,
+    report: &mut PassReport,
+) {
     let inner = super::identity::visible_constants(g, &cx, outer);
     for n in g.nodes_mut() {
         for sub in n.subgraphs_mut() {
@@ -63,26 +75,53 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, taken: &mut
         let consts = scope::constants(g, &cx, &refs);
         let producers: HashMap<&str, (petgraph::stable_graph::NodeIndex, usize)> = g
             .nodes()
-            .flat_map(|(ix, n)| n.outputs().iter().enumerate().map(move |(s, o)| (o.as_str(), (ix, s))))
+            .flat_map(|(ix, n)| {
+                n.outputs()
+                    .iter()
+                    .enumerate()
+                    .map(move |(s, o)| (o.as_str(), (ix, s)))
+            })
             .collect();
-        let labels: HashMap<_, _> = g.nodes().enumerate().map(|(pos, (ix, n))| (ix, n.label(pos))).collect();
+        let labels: HashMap<_, _> = g
+            .nodes()
+            .enumerate()
+            .map(|(pos, (ix, n))| (ix, n.label(pos)))
+            .collect();
         for (ix, n) in g.nodes() {
-            if n.op_type() != "BatchNormalization" || n.domain() != "" {
+            if n.op_type() != "BatchNormalization"
+                || n.domain() != ""
+                || n.outputs().first().is_none_or(String::is_empty)
+            {
                 continue;
             }
-            let Some(&(p, slot)) = n.inputs().first().and_then(|x| producers.get(x.as_str())) else {
+            let Some(&(p, slot)) = n.inputs().first().and_then(|x| producers.get(x.as_str()))
+            else {
                 continue;
             };
             let Some(pn) = g.node(p) else { continue };
-            if slot != 0 || pn.domain() != "" || !matches!(pn.op_type(), "Conv" | "ConvTranspose" | "Gemm") {
+            if slot != 0
+                || pn.domain() != ""
+                || !matches!(pn.op_type(), "Conv" | "ConvTranspose" | "Gemm")
+            {
                 continue;
             }
             match plan_one(g, &cx, n, pn, &consts, &uses, &mut writer) {
                 Ok((weight, bias, set_beta)) => {
-                    report.changes.push(format!("folded {} into {}", labels[&ix], labels[&p]));
-                    plans.push(Plan { bn: ix, producer: p, weight, bias, set_beta, output: n.outputs()[0].clone() });
+                    report
+                        .changes
+                        .push(format!("folded {} into {}", labels[&ix], labels[&p]));
+                    plans.push(Plan {
+                        bn: ix,
+                        producer: p,
+                        weight,
+                        bias,
+                        set_beta,
+                        output: n.outputs()[0].clone(),
+                    });
                 }
-                Err(why) => report.skipped.push(format!("{} after {}: {why}", labels[&ix], labels[&p])),
+                Err(why) => report
+                    .skipped
+                    .push(format!("{} after {}: {why}", labels[&ix], labels[&p])),
             }
         }
     }
@@ -109,16 +148,26 @@ fn plan_one(
     if cx.opset < 7 && bn.attr_int("is_test").unwrap_or(0) == 0 {
         return Err("is_test = 0 (training mode)".into());
     }
-    if bn.outputs()[1..].iter().any(|o| !o.is_empty() && uses.is_used(o)) || bn.inputs().len() != 5 {
+    if bn.outputs()[1..]
+        .iter()
+        .any(|o| !o.is_empty() && uses.is_used(o))
+        || bn.inputs().len() != 5
+    {
         return Err("uses the running statistics outputs".into());
     }
     let param = |i: usize| -> Result<Vec<f64>, String> {
         let name = &bn.inputs()[i];
-        let t = consts.get(name.as_str()).ok_or_else(|| format!("{name:?} is not constant"))?;
+        let t = consts
+            .get(name.as_str())
+            .ok_or_else(|| format!("{name:?} is not constant"))?;
         f32_data(t).ok_or_else(|| format!("{name:?} is not f32"))
     };
     let (scale, shift, mean, var) = (param(1)?, param(2)?, param(3)?, param(4)?);
-    let eps = f64::from(bn.attribute("epsilon").and_then(|a| a.proto.f).unwrap_or(1e-5));
+    let eps = f64::from(
+        bn.attribute("epsilon")
+            .and_then(|a| a.proto.f)
+            .unwrap_or(1e-5),
+    );
     let c = scale.len();
     if [shift.len(), mean.len(), var.len()].iter().any(|&l| l != c) {
         return Err("parameters differ in length".into());
@@ -126,19 +175,28 @@ fn plan_one(
     let s: Vec<f64> = (0..c).map(|i| scale[i] / (var[i] + eps).sqrt()).collect();
     let layout = match pn.op_type() {
         "Conv" => ChannelLayout::Conv,
-        "ConvTranspose" => ChannelLayout::ConvTranspose { group: pn.attr_int("group").unwrap_or(1).max(1) as usize },
-        _ => ChannelLayout::Gemm { trans_b: pn.attr_int("transB").unwrap_or(0) != 0 },
+        "ConvTranspose" => ChannelLayout::ConvTranspose {
+            group: pn.attr_int("group").unwrap_or(1).max(1) as usize,
+        },
+        _ => ChannelLayout::Gemm {
+            trans_b: pn.attr_int("transB").unwrap_or(0) != 0,
+        },
     };
     let wname = pn.inputs().get(1).ok_or("the producer has no weight")?;
-    let w = consts.get(wname.as_str()).ok_or_else(|| format!("weight {wname:?} is not constant"))?;
+    let w = consts
+        .get(wname.as_str())
+        .ok_or_else(|| format!("weight {wname:?} is not constant"))?;
     let wv = f32_data(w).ok_or_else(|| format!("weight {wname:?} is not f32"))?;
     if layout.channels(w.dims()) != Some(c) {
-        return Err(format!("weight dims {:?} do not have {c} output channels", w.dims()));
+        return Err(format!(
+            "weight dims {:?} do not have {c} output channels",
+            w.dims()
+        ));
     }
-    if let ChannelLayout::ConvTranspose { group } = layout {
-        if w.dims()[0] as usize % group != 0 {
-            return Err("weight channels not divisible by group".into());
-        }
+    if let ChannelLayout::ConvTranspose { group } = layout
+        && !(w.dims()[0] as usize).is_multiple_of(group)
+    {
+        return Err("weight channels not divisible by group".into());
     }
     let chan = layout.channel_of_each(w.dims()).ok_or("bad weight dims")?;
     let new_w: Vec<f64> = wv.iter().zip(&chan).map(|(v, &ch)| v * s[ch]).collect();
@@ -147,7 +205,9 @@ fn plan_one(
     let old_b: Vec<f64> = match bias_name {
         None => vec![0.0; c],
         Some(b) => {
-            let t = consts.get(b.as_str()).ok_or_else(|| format!("bias {b:?} is not constant"))?;
+            let t = consts
+                .get(b.as_str())
+                .ok_or_else(|| format!("bias {b:?} is not constant"))?;
             let v = f32_data(t).ok_or_else(|| format!("bias {b:?} is not f32"))?;
             let dims = t.dims();
             let ci = c as i64;
@@ -170,14 +230,38 @@ fn plan_one(
         (1.0, false)
     };
     // Gemm: beta·C becomes part of the bias, and beta is set to 1.
-    let new_b: Vec<f64> = (0..c).map(|i| (old_b[i] * alpha_beta - mean[i]) * s[i] + shift[i]).collect();
-    let weight = writer.put(g, cx, uses, Some(wname), &format!("{wname}_bnfold"), w.dims().to_vec(), &new_w);
+    let new_b: Vec<f64> = (0..c)
+        .map(|i| (old_b[i] * alpha_beta - mean[i]) * s[i] + shift[i])
+        .collect();
+    let weight = writer.put(
+        g,
+        cx,
+        uses,
+        Some(wname),
+        &format!("{wname}_bnfold"),
+        w.dims().to_vec(),
+        &new_w,
+    );
     let base = bias_name.map_or_else(|| format!("{wname}_bnfold_bias"), |b| format!("{b}_bnfold"));
-    let bias = writer.put(g, cx, uses, bias_name.map(String::as_str), &base, vec![c as i64], &new_b);
+    let bias = writer.put(
+        g,
+        cx,
+        uses,
+        bias_name.map(String::as_str),
+        &base,
+        vec![c as i64],
+        &new_b,
+    );
     Ok((weight, bias, set_beta))
 }
 
-fn apply(g: &mut Graph, cx: &GraphCx, plans: Vec<Plan>, writer: WeightWriter, taken: &mut HashSet<String>) {
+fn apply(
+    g: &mut Graph,
+    cx: &GraphCx,
+    plans: Vec<Plan>,
+    writer: WeightWriter,
+    taken: &mut HashSet<String>,
+) {
     let mut doomed = Vec::new();
     let mut dropped = HashSet::new();
     for p in plans {
@@ -215,5 +299,6 @@ pub fn set_float_attr(n: &mut Node, name: &str, value: f32) {
         a.proto.f = Some(value);
         return;
     }
-    n.attributes.push(super::scope::float_attribute(name, value));
+    n.attributes
+        .push(super::attrs::float_attribute(name, value));
 }

@@ -26,10 +26,14 @@ impl Pass for FuseGemm {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
         if cx.opset < 7 {
-            report.skipped.push(format!("opset {} < 7: Gemm's C does not broadcast", cx.opset));
+            report.skipped.push(format!(
+                "opset {} < 7: Gemm's C does not broadcast",
+                cx.opset
+            ));
             return Ok(report);
         }
-        let shapes = whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
+        let shapes =
+            whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         fuse(&mut model.graph, cx, &HashMap::new(), &shapes, &mut report);
         Ok(report)
     }
@@ -37,7 +41,13 @@ impl Pass for FuseGemm {
 
 type Ix = petgraph::stable_graph::NodeIndex;
 
-fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, report: &mut PassReport) {
+fn fuse(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    report: &mut PassReport,
+) {
     let inner = super::identity::visible_constants(g, &cx, outer);
     for n in g.nodes_mut() {
         for sub in n.subgraphs_mut() {
@@ -50,15 +60,29 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &Sh
     {
         let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
         let consts = scope::constants(g, &cx, &refs);
-        let labels: HashMap<_, _> = g.nodes().enumerate().map(|(pos, (ix, n))| (ix, n.label(pos))).collect();
+        let labels: HashMap<_, _> = g
+            .nodes()
+            .enumerate()
+            .map(|(pos, (ix, n))| (ix, n.label(pos)))
+            .collect();
         for (ix, n) in g.nodes() {
-            if n.op_type() != "MatMul" || n.domain() != "" || n.inputs().len() != 2 {
+            if n.op_type() != "MatMul"
+                || n.domain() != ""
+                || n.inputs().len() != 2
+                || n.outputs().len() != 1
+            {
                 continue;
             }
             let y = &n.outputs()[0];
-            let Some(add) = uses.sole_consumer(y) else { continue };
+            let Some(add) = uses.sole_consumer(y) else {
+                continue;
+            };
             let Some(an) = g.node(add.node) else { continue };
-            if an.op_type() != "Add" || an.domain() != "" || an.inputs().len() != 2 {
+            if an.op_type() != "Add"
+                || an.domain() != ""
+                || an.inputs().len() != 2
+                || an.outputs().len() != 1
+            {
                 continue;
             }
             let bias = &an.inputs()[1 - add.slot.unwrap_or(0)];
@@ -67,10 +91,15 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &Sh
             }
             match check(&n.inputs()[0], &n.inputs()[1], bias, &consts, shapes) {
                 Ok(()) => {
-                    report.changes.push(format!("fused {} and {} into Gemm", labels[&ix], labels[&add.node]));
+                    report.changes.push(format!(
+                        "fused {} and {} into Gemm",
+                        labels[&ix], labels[&add.node]
+                    ));
                     plans.push((ix, add.node, bias.clone(), an.outputs()[0].clone()));
                 }
-                Err(why) => report.skipped.push(format!("{} + {}: {why}", labels[&ix], labels[&add.node])),
+                Err(why) => report
+                    .skipped
+                    .push(format!("{} + {}: {why}", labels[&ix], labels[&add.node])),
             }
         }
     }
@@ -90,17 +119,36 @@ fn fuse(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &Sh
 }
 
 /// Whether `MatMul(a, b) + bias` is a Gemm.
-fn check(a: &str, b: &str, bias: &str, consts: &HashMap<String, &Tensor>, shapes: &ShapeMap) -> Result<(), String> {
-    let bt = consts.get(b).ok_or_else(|| format!("B {b:?} is not constant"))?;
-    let ct = consts.get(bias).ok_or_else(|| format!("bias {bias:?} is not constant"))?;
+fn check(
+    a: &str,
+    b: &str,
+    bias: &str,
+    consts: &HashMap<String, &Tensor>,
+    shapes: &ShapeMap,
+) -> Result<(), String> {
+    let bt = consts
+        .get(b)
+        .ok_or_else(|| format!("B {b:?} is not constant"))?;
+    let ct = consts
+        .get(bias)
+        .ok_or_else(|| format!("bias {bias:?} is not constant"))?;
     if !matches!(bt.dtype(), DataType::FLOAT | DataType::DOUBLE) || ct.dtype() != bt.dtype() {
-        return Err(format!("dtypes {} and {} (Gemm here: f32 or f64)", bt.dtype(), ct.dtype()));
+        return Err(format!(
+            "dtypes {} and {} (Gemm here: f32 or f64)",
+            bt.dtype(),
+            ct.dtype()
+        ));
     }
     let [_, n] = bt.dims() else {
         return Err(format!("B has dims {:?}, not 2-D", bt.dims()));
     };
     let a_dims = match consts.get(a) {
-        Some(t) => Some(t.dims().iter().map(|&d| Dim::from_i64(d)).collect::<Vec<_>>()),
+        Some(t) => Some(
+            t.dims()
+                .iter()
+                .map(|&d| Dim::from_i64(d))
+                .collect::<Vec<_>>(),
+        ),
         None => shapes.dims(a).map(<[Dim]>::to_vec),
     };
     let m = match a_dims.as_deref() {
@@ -119,6 +167,9 @@ fn check(a: &str, b: &str, bias: &str, consts: &HashMap<String, &Tensor>, shapes
     if ok {
         Ok(())
     } else {
-        Err(format!("bias dims {:?} do not broadcast to [M, {n}] unchanged", ct.dims()))
+        Err(format!(
+            "bias dims {:?} do not broadcast to [M, {n}] unchanged",
+            ct.dims()
+        ))
     }
 }

@@ -28,14 +28,29 @@ impl Pass for IdentityElimination {
 
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let cx = GraphCx::main(model);
-        let shapes = whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
+        let shapes =
+            whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         let mut report = PassReport::default();
-        eliminate(&mut model.graph, cx, &HashMap::new(), &shapes, "", &mut report);
+        eliminate(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &shapes,
+            "",
+            &mut report,
+        );
         Ok(report)
     }
 }
 
-fn eliminate(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, path: &str, report: &mut PassReport) {
+fn eliminate(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    path: &str,
+    report: &mut PassReport,
+) {
     let inner_outer = visible_constants(g, &cx, outer);
     for (k, n) in g.nodes_mut().enumerate() {
         let label = format!("{path}{}/", n.label(k));
@@ -48,22 +63,42 @@ fn eliminate(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes
 }
 
 /// The constants of `g` and its enclosing graphs, owned (for handing to subgraphs).
-pub fn visible_constants(g: &Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>) -> HashMap<String, Tensor> {
+pub fn visible_constants(
+    g: &Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, Tensor>,
+) -> HashMap<String, Tensor> {
     let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
-    scope::constants(g, cx, &refs).into_iter().map(|(k, v)| (k, v.clone())).collect()
+    scope::constants(g, cx, &refs)
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
 }
 
 /// The no-op nodes of `g` with their description, when their other outputs are unused.
-fn candidates(g: &Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, uses: &Uses) -> Vec<(usize, &'static str)> {
+fn candidates(
+    g: &Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    uses: &Uses,
+) -> Vec<(usize, &'static str)> {
     let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
     let consts = scope::constants(g, cx, &refs);
-    let ncx = NoopCx { consts: &consts, shapes, opset: cx.opset };
+    let ncx = NoopCx {
+        consts: &consts,
+        shapes,
+        opset: cx.opset,
+    };
     let mut out = Vec::new();
     for (pos, (_, n)) in g.nodes().enumerate() {
         if n.domain() != "" || n.outputs().first().is_none_or(String::is_empty) {
             continue;
         }
-        if n.outputs()[1..].iter().any(|o| !o.is_empty() && uses.is_used(o)) {
+        if n.outputs()[1..]
+            .iter()
+            .any(|o| !o.is_empty() && uses.is_used(o))
+        {
             continue;
         }
         if let Some(what) = is_noop(n, &ncx) {
@@ -74,7 +109,14 @@ fn candidates(g: &Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: 
 }
 
 /// Removes no-ops whose output is not a graph output: consumers read the input instead.
-fn bypass(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, path: &str, report: &mut PassReport) {
+fn bypass(
+    g: &mut Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    path: &str,
+    report: &mut PassReport,
+) {
     let uses = Uses::of(g);
     let nodes: Vec<_> = g.nodes().map(|(ix, n)| (ix, n.clone())).collect();
     let mut map: HashMap<String, String> = HashMap::new();
@@ -102,7 +144,11 @@ fn bypass(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: 
     for (ix, pos, what) in doomed {
         let n = &nodes[pos].1;
         if unsafe_.contains(&n.outputs()[0]) {
-            report.skipped.push(format!("{path}{}: a subgraph defines {:?} itself", n.label(pos), n.inputs()[0]));
+            report.skipped.push(format!(
+                "{path}{}: a subgraph defines {:?} itself",
+                n.label(pos),
+                n.inputs()[0]
+            ));
             continue;
         }
         lines.push(format!(
@@ -121,11 +167,23 @@ fn bypass(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: 
 }
 
 /// Removes no-ops whose output is a graph output, by renaming the producer of the input.
-fn take_over_outputs(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, path: &str, report: &mut PassReport) {
+fn take_over_outputs(
+    g: &mut Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    path: &str,
+    report: &mut PassReport,
+) {
     let uses = Uses::of(g);
     let mut producer: HashMap<String, (petgraph::stable_graph::NodeIndex, usize)> = HashMap::new();
     for (ix, n) in g.nodes() {
-        for (slot, o) in n.outputs().iter().enumerate().filter(|(_, o)| !o.is_empty()) {
+        for (slot, o) in n
+            .outputs()
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| !o.is_empty())
+        {
             producer.insert(o.clone(), (ix, slot));
         }
     }
@@ -141,14 +199,22 @@ fn take_over_outputs(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor
             continue;
         }
         let why_not = match producer.get(x) {
-            None => Some(format!("its input {x:?} is not produced by a node of this graph")),
+            None => Some(format!(
+                "its input {x:?} is not produced by a node of this graph"
+            )),
             Some(_) if uses.is_output(x) => Some(format!("its input {x:?} is a graph output too")),
-            Some(_) if claimed.contains(x) => Some(format!("{x:?} already takes over another output")),
-            Some(_) if !scope::rename_is_safe(g, x, y) => Some(format!("a subgraph defines {y:?} itself")),
+            Some(_) if claimed.contains(x) => {
+                Some(format!("{x:?} already takes over another output"))
+            }
+            Some(_) if !scope::rename_is_safe(g, x, y) => {
+                Some(format!("a subgraph defines {y:?} itself"))
+            }
             Some(_) => None,
         };
         if let Some(why) = why_not {
-            report.skipped.push(format!("{path}{}, {what}, kept: {why}", n.label(pos)));
+            report
+                .skipped
+                .push(format!("{path}{}, {what}, kept: {why}", n.label(pos)));
             continue;
         }
         let &(p, slot) = &producer[x];
@@ -156,7 +222,10 @@ fn take_over_outputs(g: &mut Graph, cx: &GraphCx, outer: &HashMap<String, Tensor
         renames.push((p, slot, y.clone()));
         map.insert(x.clone(), y.clone());
         removed.push(*ix);
-        report.changes.push(format!("{path}removed {}, {what}: graph output {y:?} is now produced directly (was {x:?})", n.label(pos)));
+        report.changes.push(format!(
+            "{path}removed {}, {what}: graph output {y:?} is now produced directly (was {x:?})",
+            n.label(pos)
+        ));
     }
     if removed.is_empty() {
         return;

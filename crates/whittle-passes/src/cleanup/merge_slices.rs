@@ -25,9 +25,17 @@ impl Pass for MergeSlices {
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
-        let shapes = whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
+        let shapes =
+            whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         let mut taken = scope::all_names(&model.graph);
-        merge(&mut model.graph, cx, &HashMap::new(), &shapes, &mut taken, &mut report);
+        merge(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &shapes,
+            &mut taken,
+            &mut report,
+        );
         Ok(report)
     }
 }
@@ -37,7 +45,14 @@ type Ix = petgraph::stable_graph::NodeIndex;
 /// One slice's parameters: (starts, ends, axes, steps), axes resolved to non-negative.
 type Params = (Vec<i64>, Vec<i64>, Vec<i64>, Vec<i64>);
 
-fn merge(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &ShapeMap, taken: &mut HashSet<String>, report: &mut PassReport) {
+fn merge(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    shapes: &ShapeMap,
+    taken: &mut HashSet<String>,
+    report: &mut PassReport,
+) {
     let inner = super::identity::visible_constants(g, &cx, outer);
     for n in g.nodes_mut() {
         for sub in n.subgraphs_mut() {
@@ -52,33 +67,58 @@ fn merge(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &S
     {
         let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
         let consts = scope::constants(g, &cx, &refs);
-        let producers: HashMap<&str, Ix> =
-            g.nodes().flat_map(|(ix, n)| n.outputs().first().map(|o| (o.as_str(), ix))).collect();
-        let labels: HashMap<_, _> = g.nodes().enumerate().map(|(pos, (ix, n))| (ix, n.label(pos))).collect();
+        let producers: HashMap<&str, Ix> = g
+            .nodes()
+            .flat_map(|(ix, n)| n.outputs().first().map(|o| (o.as_str(), ix)))
+            .collect();
+        let labels: HashMap<_, _> = g
+            .nodes()
+            .enumerate()
+            .map(|(pos, (ix, n))| (ix, n.label(pos)))
+            .collect();
         let mut used: HashSet<Ix> = HashSet::new();
         for (ix, second) in g.nodes() {
-            if second.op_type() != "Slice" || second.domain() != "" {
+            if second.op_type() != "Slice" || second.domain() != "" || second.outputs().len() != 1 {
                 continue;
             }
-            let Some(x) = second.inputs().first() else { continue };
-            let Some(&p) = producers.get(x.as_str()) else { continue };
+            let Some(x) = second.inputs().first() else {
+                continue;
+            };
+            let Some(&p) = producers.get(x.as_str()) else {
+                continue;
+            };
             let Some(first) = g.node(p) else { continue };
-            if first.op_type() != "Slice" || first.domain() != "" || uses.sole_consumer(x).is_none() {
+            if first.op_type() != "Slice" || first.domain() != "" || uses.sole_consumer(x).is_none()
+            {
                 continue;
             }
             if used.contains(&p) || used.contains(&ix) {
                 continue;
             }
-            let rank = first.inputs().first().and_then(|d| shapes.dims(d)).map(<[_]>::len);
-            let (Some(a), Some(b)) = (params(first, &consts, cx.opset, rank), params(second, &consts, cx.opset, rank)) else {
+            let rank = first
+                .inputs()
+                .first()
+                .and_then(|d| shapes.dims(d))
+                .map(<[_]>::len);
+            let (Some(a), Some(b)) = (
+                params(first, &consts, cx.opset, rank),
+                params(second, &consts, cx.opset, rank),
+            ) else {
                 continue;
             };
             if a.2.iter().any(|ax| b.2.contains(ax)) {
                 continue;
             }
             let cat = |x: &[i64], y: &[i64]| [x, y].concat();
-            let merged = (cat(&a.0, &b.0), cat(&a.1, &b.1), cat(&a.2, &b.2), cat(&a.3, &b.3));
-            report.changes.push(format!("merged {} into {}", labels[&ix], labels[&p]));
+            let merged = (
+                cat(&a.0, &b.0),
+                cat(&a.1, &b.1),
+                cat(&a.2, &b.2),
+                cat(&a.3, &b.3),
+            );
+            report
+                .changes
+                .push(format!("merged {} into {}", labels[&ix], labels[&p]));
             used.insert(p);
             used.insert(ix);
             plans.push((p, ix, merged, second.outputs()[0].clone()));
@@ -90,17 +130,32 @@ fn merge(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &S
         let Some(n) = g.node_mut(first) else { continue };
         let old_out = std::mem::replace(&mut n.proto.output[0], out);
         if cx.opset < 10 {
-            n.attributes.retain(|a| !matches!(a.proto.name(), "starts" | "ends" | "axes"));
+            n.attributes
+                .retain(|a| !matches!(a.proto.name(), "starts" | "ends" | "axes"));
             for (name, v) in [("starts", &starts), ("ends", &ends), ("axes", &axes)] {
-                n.attributes.push(scope::ints_attribute(name, v));
+                n.attributes.push(super::attrs::ints_attribute(name, v));
             }
         } else {
-            let base = if n.name().is_empty() { old_out } else { n.name().to_string() };
+            let base = if n.name().is_empty() {
+                old_out
+            } else {
+                n.name().to_string()
+            };
             let mut names = Vec::new();
-            for (what, v) in [("starts", &starts), ("ends", &ends), ("axes", &axes), ("steps", &steps)] {
+            for (what, v) in [
+                ("starts", &starts),
+                ("ends", &ends),
+                ("axes", &axes),
+                ("steps", &steps),
+            ] {
                 let name = scope::unique_name(taken, &format!("{base}_{what}"));
                 let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                new_inits.push(Tensor::new_raw(&name, whittle_ir::DataType::INT64, vec![v.len() as i64], bytes::Bytes::from(data)));
+                new_inits.push(Tensor::new_raw(
+                    &name,
+                    whittle_ir::DataType::INT64,
+                    vec![v.len() as i64],
+                    bytes::Bytes::from(data),
+                ));
                 names.push(name);
             }
             let data = n.proto.input[0].clone();
@@ -115,13 +170,23 @@ fn merge(g: &mut Graph, cx: GraphCx, outer: &HashMap<String, Tensor>, shapes: &S
 }
 
 /// The constant parameters of a Slice, axes made non-negative (`rank` needed for negative ones).
-fn params(n: &Node, consts: &HashMap<String, &Tensor>, opset: i64, rank: Option<usize>) -> Option<Params> {
+fn params(
+    n: &Node,
+    consts: &HashMap<String, &Tensor>,
+    opset: i64,
+    rank: Option<usize>,
+) -> Option<Params> {
     let ints = |i: usize| -> Option<Option<Vec<i64>>> {
         match n.inputs().get(i).filter(|s| !s.is_empty()) {
             None => Some(None),
             Some(name) => {
                 let t = consts.get(name.as_str())?;
-                Some(Some(super::fold::value::Value::from_tensor(t).ok()?.to_i64s().ok()?))
+                Some(Some(
+                    super::fold::value::Value::from_tensor(t)
+                        .ok()?
+                        .to_i64s()
+                        .ok()?,
+                ))
             }
         }
     };
@@ -139,7 +204,13 @@ fn params(n: &Node, consts: &HashMap<String, &Tensor>, opset: i64, rank: Option<
     }
     let axes = axes
         .into_iter()
-        .map(|a| if a >= 0 { Some(a) } else { rank.map(|r| a + r as i64).filter(|&x| x >= 0) })
+        .map(|a| {
+            if a >= 0 {
+                Some(a)
+            } else {
+                rank.map(|r| a + r as i64).filter(|&x| x >= 0)
+            }
+        })
         .collect::<Option<Vec<_>>>()?;
     Some((starts, ends, axes, steps))
 }

@@ -5,7 +5,7 @@
 //! | `fix-shapes` | [`fix_shapes`] | `--shape`/`--batch`: input dims and bound symbols become numbers |
 //! | `constants` | [`constants`] | `Constant` nodes → initializers |
 //! | `identity` | [`identity`] | removes Identity, inference Dropout, no-op Cast/Reshape/Transpose/Pad/Expand/Slice/Concat |
-//! | `fold` | [`fold`] | evaluates nodes whose inputs are all constant (size-limited) |
+//! | `fold` | [`fold`] | evaluates nodes whose inputs are all constant (size-limited), and `Shape` (or a `Gather`/`Slice` of it) of statically known dims |
 //! | `merge-slices` | [`merge_slices`] | two Slices over different axes → one |
 //! | `fuse-bn` | [`fuse_bn`] | BatchNormalization into the Conv/ConvTranspose/Gemm before it |
 //! | `fuse-conv-affine` | [`conv_affine`] | per-channel Mul/Add after a Conv into its weights/bias |
@@ -23,8 +23,11 @@
 //!   a subgraph that defines the name itself;
 //! - **unknown is left alone**: other domains, unknown ops and attributes pass through; a
 //!   node a pass cannot reason about stays, with the reason in the report;
+//! - shapes come from `whittle_ir::shape::infer_shapes`, recomputed by each pass that
+//!   needs them (so they always describe the graph being rewritten);
 //! - the pipeline runs [`DEFAULT_PASSES`] to a fixed point (at most
 //!   [`CleanupOptions::max_iterations`] rounds), verifying the model after every pass.
+pub mod attrs;
 pub mod constants;
 pub mod conv_affine;
 pub mod cse;
@@ -49,8 +52,19 @@ use whittle_ir::Model;
 use whittle_ir::shape::ShapeOverrides;
 
 /// Every clean-up pass name, in the order the pipeline runs them.
-pub const PASS_NAMES: &[&str] =
-    &["fix-shapes", "constants", "identity", "fold", "merge-slices", "fuse-bn", "fuse-conv-affine", "fuse-gemm", "dedup", "cse", "dce"];
+pub const PASS_NAMES: &[&str] = &[
+    "fix-shapes",
+    "constants",
+    "identity",
+    "fold",
+    "merge-slices",
+    "fuse-bn",
+    "fuse-conv-affine",
+    "fuse-gemm",
+    "dedup",
+    "cse",
+    "dce",
+];
 
 /// The default list (all of them; `fix-shapes` does nothing without overrides).
 pub const DEFAULT_PASSES: &[&str] = PASS_NAMES;
@@ -87,7 +101,9 @@ pub fn make_pass(name: &str, opts: &CleanupOptions) -> Option<Box<dyn Pass>> {
         }),
         "constants" => Box::new(constants::ConstantsToInitializers),
         "identity" => Box::new(identity::IdentityElimination),
-        "fold" => Box::new(fold::ConstantFolding { limit: opts.fold_limit }),
+        "fold" => Box::new(fold::ConstantFolding {
+            limit: opts.fold_limit,
+        }),
         "merge-slices" => Box::new(merge_slices::MergeSlices),
         "fuse-bn" => Box::new(fuse_bn::FuseBatchNorm),
         "fuse-conv-affine" => Box::new(conv_affine::FuseConvAffine),
@@ -113,7 +129,9 @@ pub struct Stats {
 /// Measures a model.
 pub fn stats(model: &Model) -> Stats {
     let mut initializers = 0;
-    model.graph.walk(&mut |g, _| initializers += g.initializers.len());
+    model
+        .graph
+        .walk(&mut |g, _| initializers += g.initializers.len());
     let mut tensors = Vec::new();
     whittle_ir::save::tensors_of(&model.graph, &mut tensors);
     Stats {
@@ -146,7 +164,11 @@ pub struct CleanupReport {
 }
 
 /// Runs the selected passes to a fixed point, verifying after each.
-pub fn run_cleanup(model: &mut Model, opts: &CleanupOptions, cx: &mut PassContext) -> Result<CleanupReport, PassError> {
+pub fn run_cleanup(
+    model: &mut Model,
+    opts: &CleanupOptions,
+    cx: &mut PassContext,
+) -> Result<CleanupReport, PassError> {
     for name in &opts.passes {
         if make_pass(name, opts).is_none() {
             return Err(PassError::Failed {
@@ -155,10 +177,18 @@ pub fn run_cleanup(model: &mut Model, opts: &CleanupOptions, cx: &mut PassContex
             });
         }
     }
-    let selected: Vec<&str> = PASS_NAMES.iter().copied().filter(|p| opts.passes.iter().any(|s| s == p)).collect();
+    let selected: Vec<&str> = PASS_NAMES
+        .iter()
+        .copied()
+        .filter(|p| opts.passes.iter().any(|s| s == p))
+        .collect();
     let before = stats(model);
     let mut steps = Vec::new();
-    let mut run_one = |name: &str, iteration: usize, model: &mut Model, cx: &mut PassContext| -> Result<bool, PassError> {
+    let mut run_one = |name: &str,
+                       iteration: usize,
+                       model: &mut Model,
+                       cx: &mut PassContext|
+     -> Result<bool, PassError> {
         let mut pm = PassManager::new();
         pm.add(make_pass(name, opts).ok_or_else(|| PassError::Failed {
             pass: name.to_string(),
@@ -169,7 +199,13 @@ pub fn run_cleanup(model: &mut Model, opts: &CleanupOptions, cx: &mut PassContex
         let report = pm.run(model, cx)?.pop().unwrap_or_default();
         let seconds = started.elapsed().as_secs_f64();
         let changed = !report.changes.is_empty();
-        steps.push(Step { iteration, before: s0, after: stats(model), seconds, report });
+        steps.push(Step {
+            iteration,
+            before: s0,
+            after: stats(model),
+            seconds,
+            report,
+        });
         Ok(changed)
     };
     if selected.contains(&"fix-shapes") && !opts.overrides.is_empty() {
@@ -188,5 +224,11 @@ pub fn run_cleanup(model: &mut Model, opts: &CleanupOptions, cx: &mut PassContex
             break;
         }
     }
-    Ok(CleanupReport { before, after: stats(model), iterations, converged, steps })
+    Ok(CleanupReport {
+        before,
+        after: stats(model),
+        iterations,
+        converged,
+        steps,
+    })
 }

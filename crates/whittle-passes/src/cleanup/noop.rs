@@ -22,7 +22,10 @@ impl NoopCx<'_> {
     }
 
     fn input_ints(&self, n: &Node, i: usize) -> Option<Vec<i64>> {
-        n.inputs().get(i).filter(|s| !s.is_empty()).and_then(|s| self.ints(s))
+        n.inputs()
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .and_then(|s| self.ints(s))
     }
 
     fn dims(&self, name: &str) -> Option<Vec<Dim>> {
@@ -54,7 +57,10 @@ pub fn is_noop(n: &Node, cx: &NoopCx) -> Option<&'static str> {
                 .is_some_and(|b| b.iter().all(|&v| v == 0))
                 .then_some("inference mode"),
         },
-        "Cast" => n.attr_int("to").is_some_and(|to| cx.dtype(x) == Some(DataType(to as i32))).then_some("to its own dtype"),
+        "Cast" => n
+            .attr_int("to")
+            .is_some_and(|to| cx.dtype(x) == Some(DataType(to as i32)))
+            .then_some("to its own dtype"),
         "Transpose" => match n.attr_ints("perm") {
             Some(p) => p.iter().enumerate().all(|(i, &v)| v == i as i64),
             None => cx.dims(x).is_some_and(|d| d.len() <= 1),
@@ -62,16 +68,25 @@ pub fn is_noop(n: &Node, cx: &NoopCx) -> Option<&'static str> {
         .then_some("identity perm"),
         "Pad" => {
             let pads = if cx.opset < 11 {
-                n.attr_ints("pads").or_else(|| n.attr_ints("paddings")).map(<[i64]>::to_vec)
+                n.attr_ints("pads")
+                    .or_else(|| n.attr_ints("paddings"))
+                    .map(<[i64]>::to_vec)
             } else {
                 cx.input_ints(n, 1)
             };
-            pads.is_some_and(|p| p.iter().all(|&v| v == 0)).then_some("all pads zero")
+            pads.is_some_and(|p| p.iter().all(|&v| v == 0))
+                .then_some("all pads zero")
         }
         "Reshape" => {
-            let shape = if cx.opset < 5 { n.attr_ints("shape").map(<[i64]>::to_vec) } else { cx.input_ints(n, 1) };
+            let shape = if cx.opset < 5 {
+                n.attr_ints("shape").map(<[i64]>::to_vec)
+            } else {
+                cx.input_ints(n, 1)
+            };
             let keeps = match (shape, cx.dims(x)) {
-                (Some(s), Some(d)) => reshape_keeps(&d, &s, n.attr_int("allowzero").unwrap_or(0) != 0),
+                (Some(s), Some(d)) => {
+                    reshape_keeps(&d, &s, n.attr_int("allowzero").unwrap_or(0) != 0)
+                }
                 _ => false,
             };
             keeps.then_some("to the same shape")
@@ -110,7 +125,10 @@ pub fn expand_keeps(d: &[Dim], shape: &[i64]) -> bool {
         return false;
     }
     let off = d.len() - shape.len();
-    shape.iter().enumerate().all(|(i, &s)| s == 1 || matches!(d[off + i], Dim::Known(k) if k as i64 == s))
+    shape
+        .iter()
+        .enumerate()
+        .all(|(i, &s)| s == 1 || matches!(d[off + i], Dim::Known(k) if k as i64 == s))
 }
 
 /// Whether a `Slice` selects every element, in order.
@@ -136,7 +154,7 @@ fn slice_keeps(n: &Node, cx: &NoopCx, x: &str) -> bool {
     };
     let dims = cx.dims(x);
     let rank = dims.as_ref().map(Vec::len);
-    for k in 0..starts.len() {
+    for (k, &start) in starts.iter().enumerate() {
         let axis = axes.as_ref().map_or(Some(k as i64), |a| a.get(k).copied());
         let step = steps.as_ref().map_or(Some(1), |s| s.get(k).copied());
         let (Some(axis), Some(1), Some(&end)) = (axis, step, ends.get(k)) else {
@@ -148,7 +166,7 @@ fn slice_keeps(n: &Node, cx: &NoopCx, x: &str) -> bool {
             _ => None,
         };
         let known = dim.and_then(Dim::known);
-        let start_ok = starts[k] == 0 || known.is_some_and(|d| starts[k] <= -(d as i64));
+        let start_ok = start == 0 || known.is_some_and(|d| start <= -(d as i64));
         // An end at or past i32::MAX is the exporters' "to the end".
         let end_ok = end >= i64::from(i32::MAX) || known.is_some_and(|d| end >= d as i64);
         if !(start_ok && end_ok) {

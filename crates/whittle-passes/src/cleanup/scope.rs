@@ -9,12 +9,11 @@
 //!   and callers check [`rename_is_safe`] so a subgraph never captures the new name;
 //! - in models older than IR 4 every initializer is also listed as a graph input; the
 //!   helpers here keep that listing in step ([`GraphCx::legacy`]).
+use petgraph::stable_graph::NodeIndex;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
-use whittle_ir::proto::attribute_proto::AttributeType;
-use whittle_ir::proto::{AttributeProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
+use whittle_ir::proto::{TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
 use whittle_ir::{Graph, Model, Node, Tensor};
-use petgraph::stable_graph::NodeIndex;
 
 /// What a pass needs to know about the graph it is rewriting.
 #[derive(Clone, Copy, Debug)]
@@ -38,13 +37,16 @@ impl GraphCx {
     }
 
     pub fn sub(self) -> GraphCx {
-        GraphCx { is_main: false, ..self }
+        GraphCx {
+            is_main: false,
+            ..self
+        }
     }
 
     /// Whether a pass may add initializers to this graph. In a legacy subgraph a new
     /// initializer would need a new graph input, which changes the body's signature.
     pub fn can_add_initializers(&self) -> bool {
-        !(self.legacy && !self.is_main)
+        !self.legacy || self.is_main
     }
 }
 
@@ -52,7 +54,13 @@ impl GraphCx {
 pub fn defined_here(g: &Graph) -> HashSet<String> {
     let mut d: HashSet<String> = g.input_names().map(str::to_string).collect();
     d.extend(g.initializers.iter().map(|t| t.name().to_string()));
-    d.extend(g.proto.sparse_initializer.iter().filter_map(|s| s.values.as_ref()).map(|v| v.name().to_string()));
+    d.extend(
+        g.proto
+            .sparse_initializer
+            .iter()
+            .filter_map(|s| s.values.as_ref())
+            .map(|v| v.name().to_string()),
+    );
     for (_, n) in g.nodes() {
         d.extend(n.outputs().iter().filter(|o| !o.is_empty()).cloned());
     }
@@ -117,10 +125,16 @@ impl Uses {
         };
         for (ix, n) in g.nodes() {
             for (slot, i) in n.inputs().iter().enumerate().filter(|(_, i)| !i.is_empty()) {
-                u.by_value.entry(i.clone()).or_default().push(Use { node: ix, slot: Some(slot) });
+                u.by_value.entry(i.clone()).or_default().push(Use {
+                    node: ix,
+                    slot: Some(slot),
+                });
             }
             for v in implicit_inputs(n) {
-                u.by_value.entry(v).or_default().push(Use { node: ix, slot: None });
+                u.by_value.entry(v).or_default().push(Use {
+                    node: ix,
+                    slot: None,
+                });
             }
         }
         u
@@ -170,7 +184,10 @@ pub fn rename_uses(g: &mut Graph, map: &HashMap<String, String>, rename_outputs:
     if map.is_empty() {
         return;
     }
-    let full: HashMap<String, String> = map.keys().map(|k| (k.clone(), resolve(map, k).to_string())).collect();
+    let full: HashMap<String, String> = map
+        .keys()
+        .map(|k| (k.clone(), resolve(map, k).to_string()))
+        .collect();
     rename_in(g, &full, rename_outputs);
 }
 
@@ -183,8 +200,11 @@ fn rename_in(g: &mut Graph, map: &HashMap<String, String>, rename_outputs: bool)
         }
         for sub in n.subgraphs_mut() {
             let local = defined_here(sub);
-            let inner: HashMap<String, String> =
-                map.iter().filter(|(k, _)| !local.contains(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+            let inner: HashMap<String, String> = map
+                .iter()
+                .filter(|(k, _)| !local.contains(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             if !inner.is_empty() {
                 rename_in(sub, &inner, true);
             }
@@ -219,7 +239,12 @@ pub fn rename_is_safe(g: &Graph, from: &str, to: &str) -> bool {
 /// Renames or drops `value_info` entries: entries for names in `drop` go, entries for
 /// names in `rename` are renamed unless the new name already has an entry.
 pub fn fix_value_info(g: &mut Graph, drop: &HashSet<String>, rename: &HashMap<String, String>) {
-    let mut taken: HashSet<String> = g.proto.value_info.iter().map(|v| v.name().to_string()).collect();
+    let mut taken: HashSet<String> = g
+        .proto
+        .value_info
+        .iter()
+        .map(|v| v.name().to_string())
+        .collect();
     g.proto.value_info.retain_mut(|v| {
         let name = v.name().to_string();
         if drop.contains(&name) {
@@ -244,10 +269,17 @@ pub fn is_constant_init(g: &Graph, name: &str, cx: &GraphCx) -> bool {
 
 /// The constants visible in `g`: its own non-overridable initializers plus `outer` ones
 /// that `g` does not redefine.
-pub fn constants<'a>(g: &'a Graph, cx: &GraphCx, outer: &HashMap<String, &'a Tensor>) -> HashMap<String, &'a Tensor> {
+pub fn constants<'a>(
+    g: &'a Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, &'a Tensor>,
+) -> HashMap<String, &'a Tensor> {
     let local = defined_here(g);
-    let mut c: HashMap<String, &Tensor> =
-        outer.iter().filter(|(k, _)| !local.contains(*k)).map(|(k, v)| (k.clone(), *v)).collect();
+    let mut c: HashMap<String, &Tensor> = outer
+        .iter()
+        .filter(|(k, _)| !local.contains(*k))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     for t in &g.initializers {
         if is_constant_init(g, t.name(), cx) {
             c.insert(t.name().to_string(), t);
@@ -316,7 +348,11 @@ pub fn all_names(g: &Graph) -> HashSet<String> {
     let mut names = HashSet::new();
     g.walk(&mut |sub, _| {
         names.extend(defined_here(sub));
-        names.extend(sub.nodes().filter(|(_, n)| !n.name().is_empty()).map(|(_, n)| n.name().to_string()));
+        names.extend(
+            sub.nodes()
+                .filter(|(_, n)| !n.name().is_empty())
+                .map(|(_, n)| n.name().to_string()),
+        );
     });
     names
 }
@@ -324,45 +360,6 @@ pub fn all_names(g: &Graph) -> HashSet<String> {
 /// A node label for reports: `name (Op)` or `#i Op`.
 pub fn label(g: &Graph, ix: NodeIndex) -> String {
     let pos = g.nodes().position(|(i, _)| i == ix).unwrap_or(0);
-    g.node(ix).map_or_else(|| format!("#{pos}"), |n| n.label(pos))
-}
-
-/// A float attribute.
-pub fn float_attribute(name: &str, value: f32) -> whittle_ir::Attribute {
-    attribute(AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Float as i32),
-        f: Some(value),
-        ..Default::default()
-    })
-}
-
-/// An int attribute.
-pub fn int_attribute(name: &str, value: i64) -> whittle_ir::Attribute {
-    attribute(AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Int as i32),
-        i: Some(value),
-        ..Default::default()
-    })
-}
-
-fn attribute(proto: AttributeProto) -> whittle_ir::Attribute {
-    whittle_ir::Attribute {
-        proto,
-        t: None,
-        tensors: Vec::new(),
-        g: None,
-        graphs: Vec::new(),
-    }
-}
-
-/// An ints attribute.
-pub fn ints_attribute(name: &str, values: &[i64]) -> whittle_ir::Attribute {
-    attribute(AttributeProto {
-        name: Some(name.to_string()),
-        r#type: Some(AttributeType::Ints as i32),
-        ints: values.to_vec(),
-        ..Default::default()
-    })
+    g.node(ix)
+        .map_or_else(|| format!("#{pos}"), |n| n.label(pos))
 }

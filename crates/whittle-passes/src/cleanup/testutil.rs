@@ -1,14 +1,21 @@
 //! A tiny model builder for the unit tests of the clean-up passes.
 use bytes::Bytes;
 use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
-use whittle_ir::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto};
+use whittle_ir::proto::{
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, type_proto,
+};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, Tensor};
 
 pub fn value_info(name: &str, dtype: DataType, dims: &[i64]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|&d| Dimension {
-            value: Some(if d < 0 { dimension::Value::DimParam("N".into()) } else { dimension::Value::DimValue(d) }),
+            value: Some(if d < 0 {
+                dimension::Value::DimParam("N".into())
+            } else {
+                dimension::Value::DimValue(d)
+            }),
             ..Default::default()
         })
         .collect();
@@ -26,13 +33,22 @@ pub fn value_info(name: &str, dtype: DataType, dims: &[i64]) -> ValueInfoProto {
 }
 
 pub fn f32_init(name: &str, dims: &[i64], v: &[f32]) -> Tensor {
-    Tensor::new_raw(name, DataType::FLOAT, dims.to_vec(), Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+    Tensor::new_raw(
+        name,
+        DataType::FLOAT,
+        dims.to_vec(),
+        Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()),
+    )
 }
 
 pub fn node(op: &str, inputs: &[&str], outputs: &[&str], attributes: Vec<Attribute>) -> Node {
     Node {
         proto: NodeProto {
-            name: Some(outputs.first().map_or(op.to_string(), |o| format!("{op}_{o}"))),
+            name: Some(
+                outputs
+                    .first()
+                    .map_or(op.to_string(), |o| format!("{op}_{o}")),
+            ),
             op_type: Some(op.into()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.iter().map(|s| s.to_string()).collect(),
@@ -43,7 +59,13 @@ pub fn node(op: &str, inputs: &[&str], outputs: &[&str], attributes: Vec<Attribu
 }
 
 /// A model with one graph; `dims` < 0 are the symbol `N`.
-pub fn model(inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>, inits: Vec<Tensor>, nodes: Vec<Node>, opset: i64) -> Model {
+pub fn model(
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<Tensor>,
+    nodes: Vec<Node>,
+    opset: i64,
+) -> Model {
     let graph = Graph::new(
         GraphProto {
             name: Some("test".into()),

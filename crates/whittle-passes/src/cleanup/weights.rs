@@ -12,12 +12,19 @@ pub fn f32_data(t: &Tensor) -> Option<Vec<f64>> {
         return None;
     }
     let b = t.le_bytes().ok()?;
-    Some(b.chunks_exact(4).map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect())
+    Some(
+        b.chunks_exact(4)
+            .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+    )
 }
 
 /// An f32 tensor from f64 numbers (each rounded once, to nearest).
 pub fn f32_tensor(name: &str, dims: Vec<i64>, values: &[f64]) -> Tensor {
-    let data: Vec<u8> = values.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
+    let data: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| (v as f32).to_le_bytes())
+        .collect();
     Tensor::new_raw(name, DataType::FLOAT, dims, Bytes::from(data))
 }
 
@@ -41,12 +48,22 @@ impl WeightWriter {
     /// returns the name that node should read. With `old` absent, a new tensor named
     /// after `base` is made.
     #[allow(clippy::too_many_arguments)]
-    pub fn put(&mut self, g: &Graph, cx: &GraphCx, uses: &Uses, old: Option<&str>, base: &str, dims: Vec<i64>, values: &[f64]) -> String {
+    pub fn put(
+        &mut self,
+        g: &Graph,
+        cx: &GraphCx,
+        uses: &Uses,
+        old: Option<&str>,
+        base: &str,
+        dims: Vec<i64>,
+        values: &[f64],
+    ) -> String {
         if let Some(old) = old {
             let local = g.initializer(old).is_some() && scope::is_constant_init(g, old, cx);
             let exclusive = uses.consumers(old).len() == 1 && !uses.is_output(old);
             if local && exclusive && !self.replace.contains_key(old) {
-                self.replace.insert(old.to_string(), f32_tensor(old, dims, values));
+                self.replace
+                    .insert(old.to_string(), f32_tensor(old, dims, values));
                 return old.to_string();
             }
         }
@@ -98,7 +115,10 @@ impl ChannelLayout {
 
     /// The output channel of each element, for a weight of these dims.
     pub fn channel_of_each(&self, dims: &[i64]) -> Option<Vec<usize>> {
-        let d: Vec<usize> = dims.iter().map(|&v| usize::try_from(v).ok()).collect::<Option<_>>()?;
+        let d: Vec<usize> = dims
+            .iter()
+            .map(|&v| usize::try_from(v).ok())
+            .collect::<Option<_>>()?;
         let n: usize = d.iter().product();
         let inner: usize = d.iter().skip(2).product();
         Some(match self {
@@ -118,7 +138,10 @@ impl ChannelLayout {
             }
             ChannelLayout::Gemm { trans_b } => {
                 let (r, c) = (*d.first()?, *d.get(1)?);
-                (0..n).map(|i| if *trans_b { i / c.max(1) } else { i % c.max(1) }).filter(|_| r > 0).collect()
+                (0..n)
+                    .map(|i| if *trans_b { i / c.max(1) } else { i % c.max(1) })
+                    .filter(|_| r > 0)
+                    .collect()
             }
         })
     }

@@ -24,10 +24,21 @@ fn int_values(t: &Tensor) -> Option<Vec<i64>> {
     let v: Vec<i64> = match t.dtype().short_name().as_str() {
         "i8" => b.iter().map(|&x| x as i8 as i64).collect(),
         "u8" => b.iter().map(|&x| x as i64).collect(),
-        "i16" => b.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-        "u16" => b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]) as i64).collect(),
-        "i32" => b.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).collect(),
-        "u4" => (0..n).map(|i| ((b[i / 2] >> (4 * (i % 2))) & 0xf) as i64).collect(),
+        "i16" => b
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
+            .collect(),
+        "u16" => b
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) as i64)
+            .collect(),
+        "i32" => b
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+            .collect(),
+        "u4" => (0..n)
+            .map(|i| ((b[i / 2] >> (4 * (i % 2))) & 0xf) as i64)
+            .collect(),
         "i4" => (0..n)
             .map(|i| {
                 let nib = (b[i / 2] >> (4 * (i % 2))) & 0xf;
@@ -76,7 +87,10 @@ pub fn fold(
         return Ok(Err("zero point is not a constant initializer".into()));
     }
     let Some(xv) = int_values(x) else {
-        return Ok(Err(format!("x has dtype {} (not an integer type whittle reads)", x.dtype())));
+        return Ok(Err(format!(
+            "x has dtype {} (not an integer type whittle reads)",
+            x.dtype()
+        )));
     };
     let zpv = match zp {
         Some(z) => match int_values(z) {
@@ -105,10 +119,16 @@ pub fn fold(
     } else if block == 0 {
         dims.get(axis).copied().unwrap_or(0)
     } else {
-        dims.iter().enumerate().map(|(k, &d)| if k == axis { d.div_ceil(block) } else { d }).product()
+        dims.iter()
+            .enumerate()
+            .map(|(k, &d)| if k == axis { d.div_ceil(block) } else { d })
+            .product()
     };
     if sv.len() != expected {
-        return Ok(Err(format!("scale has {} elements, expected {expected}", sv.len())));
+        return Ok(Err(format!(
+            "scale has {} elements, expected {expected}",
+            sv.len()
+        )));
     }
     let values: Vec<f32> = xv
         .iter()
@@ -125,11 +145,26 @@ pub fn fold(
     };
     let data: Vec<u8> = match out_dtype {
         DataType::FLOAT => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DataType::FLOAT16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-        DataType::BFLOAT16 => values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
-        d => return Ok(Err(format!("output dtype {d} is not a float type whittle writes"))),
+        DataType::FLOAT16 => values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        DataType::BFLOAT16 => values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        d => {
+            return Ok(Err(format!(
+                "output dtype {d} is not a float type whittle writes"
+            )));
+        }
     };
-    Ok(Ok(Tensor::new_raw(name, out_dtype, x.dims().to_vec(), Bytes::from(data))))
+    Ok(Ok(Tensor::new_raw(
+        name,
+        out_dtype,
+        x.dims().to_vec(),
+        Bytes::from(data),
+    )))
 }
 
 /// Folds every foldable DequantizeLinear of `graph` (not recursing); returns the report lines.
@@ -139,15 +174,22 @@ pub fn fold_graph(graph: &mut Graph, report: &mut PassReport) -> Result<(), Pass
         if n.op_type() != "DequantizeLinear" || n.domain() != "" {
             continue;
         }
-        let Some(out) = n.outputs().first() else { continue };
+        let Some(out) = n.outputs().first() else {
+            continue;
+        };
         match fold(graph, n, out)? {
             Ok(t) => folded.push((ix, t, n.label(0))),
-            Err(why) => report.skipped.push(format!("DequantizeLinear {}: {why}", n.label(0))),
+            Err(why) => report
+                .skipped
+                .push(format!("DequantizeLinear {}: {why}", n.label(0))),
         }
     }
     let doomed: Vec<_> = folded.iter().map(|(ix, _, _)| *ix).collect();
     for (_, t, label) in folded {
-        report.changes.push(format!("folded DequantizeLinear {label} into initializer {:?}", t.name()));
+        report.changes.push(format!(
+            "folded DequantizeLinear {label} into initializer {:?}",
+            t.name()
+        ));
         graph.initializers.push(t);
     }
     graph.remove_nodes(&doomed);
@@ -171,9 +213,19 @@ mod tests {
 
     #[test]
     fn int4_unpacks_low_nibble_first_with_sign() {
-        let t = Tensor::new_raw("q", DataType(22), vec![3], Bytes::from_static(&[0xF7, 0x08]));
+        let t = Tensor::new_raw(
+            "q",
+            DataType(22),
+            vec![3],
+            Bytes::from_static(&[0xF7, 0x08]),
+        );
         assert_eq!(int_values(&t), Some(vec![7, -1, -8]));
-        let u = Tensor::new_raw("q", DataType(21), vec![3], Bytes::from_static(&[0xF7, 0x08]));
+        let u = Tensor::new_raw(
+            "q",
+            DataType(21),
+            vec![3],
+            Bytes::from_static(&[0xF7, 0x08]),
+        );
         assert_eq!(int_values(&u), Some(vec![7, 15, 8]));
     }
 }

@@ -7,8 +7,8 @@
 //! nested subgraphs that read it.
 use crate::PassReport;
 use std::collections::{HashMap, HashSet};
-use whittle_ir::{Graph, Node};
 use whittle_ir::proto::NodeProto;
+use whittle_ir::{Graph, Node};
 
 /// The constant boolean value of `name` in `graph`, if it is a one-element initializer.
 fn constant_bool(graph: &Graph, name: &str) -> Option<bool> {
@@ -31,7 +31,13 @@ fn rename_in(g: &mut Graph, map: &HashMap<String, String>) {
             sub(n);
         }
     }
-    for v in g.proto.input.iter_mut().chain(g.proto.output.iter_mut()).chain(g.proto.value_info.iter_mut()) {
+    for v in g
+        .proto
+        .input
+        .iter_mut()
+        .chain(g.proto.output.iter_mut())
+        .chain(g.proto.value_info.iter_mut())
+    {
         if let Some(n) = v.name.as_mut() {
             sub(n);
         }
@@ -71,20 +77,30 @@ pub fn inline_graph(graph: &mut Graph, report: &mut PassReport) {
         })
         .collect();
     for (ix, cond) in targets {
-        let Some(node) = graph.node(ix).cloned() else { continue };
+        let Some(node) = graph.node(ix).cloned() else {
+            continue;
+        };
         let branch_name = if cond { "then_branch" } else { "else_branch" };
         let Some(mut branch) = node.attribute(branch_name).and_then(|a| a.g.clone()) else {
-            report.skipped.push(format!("If {}: no {branch_name}", node.label(0)));
+            report
+                .skipped
+                .push(format!("If {}: no {branch_name}", node.label(0)));
             continue;
         };
         if branch.proto.output.len() != node.outputs().len() {
-            report.skipped.push(format!("If {}: branch outputs do not match", node.label(0)));
+            report
+                .skipped
+                .push(format!("If {}: branch outputs do not match", node.label(0)));
             continue;
         }
         // Rename branch-local values that collide with parent names.
         let mut local = HashSet::new();
         defined_names(&branch, &mut local);
-        let prefix = if node.name().is_empty() { "if" } else { node.name() };
+        let prefix = if node.name().is_empty() {
+            "if"
+        } else {
+            node.name()
+        };
         let map: HashMap<String, String> = local
             .into_iter()
             .filter(|n| parent_names.contains(n))
@@ -92,7 +108,10 @@ pub fn inline_graph(graph: &mut Graph, report: &mut PassReport) {
             .collect();
         rename_in(&mut branch, &map);
         // Branch outputs become the If outputs.
-        let produced: HashSet<String> = branch.nodes().flat_map(|(_, n)| n.outputs().to_vec()).collect();
+        let produced: HashSet<String> = branch
+            .nodes()
+            .flat_map(|(_, n)| n.outputs().to_vec())
+            .collect();
         let mut out_map = HashMap::new();
         let mut passthrough = Vec::new();
         for (bo, io) in branch.output_names().zip(node.outputs()) {
@@ -135,6 +154,9 @@ pub fn inline_graph(graph: &mut Graph, report: &mut PassReport) {
             graph.insert_node_before(ix, n);
         }
         graph.remove_nodes(&[ix]);
-        report.changes.push(format!("inlined the {branch_name} of If {} (condition is constant {cond})", node.label(0)));
+        report.changes.push(format!(
+            "inlined the {branch_name} of If {} (condition is constant {cond})",
+            node.label(0)
+        ));
     }
 }

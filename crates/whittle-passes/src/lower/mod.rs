@@ -55,7 +55,9 @@ fn drop_unused_initializers(g: &mut Graph, report: &mut PassReport) {
     g.initializers.retain(|t| used.contains(t.name()));
     let dropped = before - g.initializers.len();
     if dropped > 0 {
-        report.changes.push(format!("dropped {dropped} initializers no node reads"));
+        report
+            .changes
+            .push(format!("dropped {dropped} initializers no node reads"));
     }
 }
 

@@ -97,10 +97,13 @@ impl Edit<'_> {
     /// The constant tensor feeding input `slot`, if that input is present and constant.
     pub fn const_input(&self, slot: usize) -> Option<Tensor> {
         let name = self.node.inputs().get(slot).filter(|s| !s.is_empty())?;
+        let added = self.before.iter().filter(|n| n.op_type() == "Constant");
+        let added = added.filter(|n| n.outputs().first() == Some(name));
         self.inits
             .iter()
             .find(|t| t.name() == name.as_str())
             .cloned()
+            .or_else(|| added.filter_map(super::scope::constant_value).next())
             .or_else(|| self.scope.constant(name).cloned())
     }
 

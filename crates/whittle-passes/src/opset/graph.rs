@@ -67,7 +67,14 @@ pub(super) fn convert_main(model: &mut Model, cx: &mut Cx) {
         };
         let fv = import.version.unwrap_or(from);
         import.version = Some(to);
-        convert_raw(&mut f.node, fv, to, cx, &fname);
+        if fv < super::MIN_SOURCE {
+            cx.refusals.push(format!(
+                "cannot convert {fname}: it imports ai.onnx opset {fv}, older than {}",
+                super::MIN_SOURCE
+            ));
+            continue;
+        }
+        convert_raw(&mut f.node, &f.output, fv, to, cx, &fname);
     }
     for (k, t) in model.proto.training_info.iter_mut().enumerate() {
         for (what, g) in [
@@ -77,6 +84,10 @@ pub(super) fn convert_main(model: &mut Model, cx: &mut Cx) {
             if let Some(g) = g {
                 convert_raw(
                     &mut g.node,
+                    &g.output
+                        .iter()
+                        .map(|v| v.name().to_string())
+                        .collect::<Vec<_>>(),
                     from,
                     to,
                     cx,
@@ -292,20 +303,29 @@ fn apply(e: &mut Edit, way: Way, step: &Step, up: bool) -> Result<(), Refusal> {
 
 /// Converts raw nodes (function bodies, training graphs) in place: only rules that change
 /// attributes and inputs may apply; anything needing new nodes or constants is refused.
-fn convert_raw(protos: &mut [NodeProto], from: i64, to: i64, cx: &mut Cx, path: &str) {
+fn convert_raw(
+    protos: &mut [NodeProto],
+    outputs: &[String],
+    from: i64,
+    to: i64,
+    cx: &mut Cx,
+    path: &str,
+) {
     if from == to {
         return;
     }
-    let used: HashSet<String> = protos
+    let mut used: HashSet<String> = protos
         .iter()
         .flat_map(|n| n.input.iter().cloned())
         .collect();
+    used.extend(outputs.iter().cloned());
     let scope = Scope::default();
     for (i, np) in protos.iter_mut().enumerate() {
         for a in &mut np.attribute {
             let sub_path = format!("{path} subgraph {:?}", a.name());
             for g in a.g.iter_mut().chain(a.graphs.iter_mut()) {
-                convert_raw(&mut g.node, from, to, cx, &sub_path);
+                let outs: Vec<String> = g.output.iter().map(|v| v.name().to_string()).collect();
+                convert_raw(&mut g.node, &outs, from, to, cx, &sub_path);
             }
         }
         if !(np.domain().is_empty() || np.domain() == "ai.onnx") {

@@ -2,9 +2,9 @@
 //! (sources from opset 6).
 //!
 //! Each node walks its operator's schema history one version at a time
-//! ([`history`], generated from the onnx schemas). Additive steps need nothing upwards and a
-//! check downwards ([`edit::Edit::generic_down`]); every other step has a hand-written
-//! rule ([`rules`]) or the node is refused.
+//! (`history.rs`, generated from the onnx schemas). Additive steps need nothing upwards and a
+//! check downwards (`Edit::generic_down`); every other step has a hand-written
+//! rule (`rules/`) or the node is refused.
 //!
 //! Invariants:
 //! - **All or nothing.** The conversion runs on a copy; if any node is refused the model is
@@ -20,6 +20,12 @@
 //! - New values get fresh names derived from the node they belong to; new constants are
 //!   initializers (or `Constant` nodes below IR 4). Constants and initializers a rule stopped
 //!   reading are removed when nothing else reads them.
+//! - Deterministic: the same model and target give the same bytes.
+//!
+//! Limits: element types and ranks are inferred best effort (`scope.rs`); a downgrade's
+//! check that a node uses no newly added element type only sees the types it can tell.
+//! Below opset 17 LayerNormalization is expanded into its function body (equal within
+//! float rounding, not bit for bit); every other rule is exact.
 mod edit;
 mod graph;
 mod history;
@@ -97,6 +103,14 @@ pub fn convert_opset(model: &mut Model, target: i64) -> Result<PassReport, PassE
         return Err(failed(format!(
             "the model's ai.onnx opset {source} is outside the range whittle converts from ({MIN_SOURCE} to {MAX_TARGET})"
         )));
+    }
+    if model.opset("") == Some(target) {
+        let note = format!("ai.onnx opset is already {target}: nothing to convert");
+        return Ok(PassReport {
+            pass: PASS.into(),
+            changes: vec![note],
+            ..Default::default()
+        });
     }
     let ir_before = model.proto.ir_version.unwrap_or(0);
     let ir_after = ir_before.max(min_ir_version(target));

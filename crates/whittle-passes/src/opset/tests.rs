@@ -196,4 +196,11 @@ fn ir_version_is_raised_never_lowered_and_targets_are_bounded() {
     convert_opset(&mut m, 9).unwrap();
     assert_eq!((m.proto.ir_version, m.opset("")), (Some(10), Some(9)));
     assert!(convert_opset(&mut m, 6).is_err() && convert_opset(&mut m, 22).is_err());
+    let before = m.to_proto();
+    let r = convert_opset(&mut m, 9).unwrap();
+    assert_eq!(
+        r.changes,
+        ["ai.onnx opset is already 9: nothing to convert"]
+    );
+    assert_eq!(m.to_proto(), before);
 }

@@ -190,8 +190,18 @@ fn cosine(dot: f64, rr: f64, cc: f64) -> f64 {
     match (rr == 0.0, cc == 0.0) {
         (true, true) => 1.0,
         (true, false) | (false, true) => 0.0,
-        // Clamp: rounding can push |cos| a hair past 1.
-        _ => (dot / (rr.sqrt() * cc.sqrt())).clamp(-1.0, 1.0),
+        // sqrt(rr·cc) keeps identical vectors at exactly 1 (sqrt(fl(x²)) = |x| in IEEE
+        // arithmetic); the split form only where the product would overflow. Clamp:
+        // rounding can push |cos| a hair past 1.
+        _ => {
+            let norms = (rr * cc).sqrt();
+            let norms = if norms.is_finite() {
+                norms
+            } else {
+                rr.sqrt() * cc.sqrt()
+            };
+            (dot / norms).clamp(-1.0, 1.0)
+        }
     }
 }
 

@@ -59,7 +59,11 @@ pub fn pair_names(
         return Ok((MatchedBy::Name, pairs));
     }
     if reference.len() == candidate.len() {
-        let pairs = reference.iter().cloned().zip(candidate.iter().cloned()).collect();
+        let pairs = reference
+            .iter()
+            .cloned()
+            .zip(candidate.iter().cloned())
+            .collect();
         return Ok((MatchedBy::Position, pairs));
     }
     Err(ModelError::Pairing(format!(
@@ -108,11 +112,17 @@ pub fn compare_models(
     threads: usize,
     progress: Option<Progress>,
 ) -> Result<ComparisonReport, ModelError> {
-    let (outputs_matched_by, pairs) =
-        pair_names("outputs", reference.output_names(), candidate.output_names())?;
+    let (outputs_matched_by, pairs) = pair_names(
+        "outputs",
+        reference.output_names(),
+        candidate.output_names(),
+    )?;
     let inputs_matched_by = pair_names(
         "inputs",
-        &candidate_data.batches()[0].iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+        &candidate_data.batches()[0]
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
         reference.input_names(),
     )?
     .0;
@@ -124,7 +134,9 @@ pub fn compare_models(
             side.iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, t)| t.clone())
-                .ok_or_else(|| ModelError::Tap(format!("the backend returned no output \"{name}\"")))
+                .ok_or_else(|| {
+                    ModelError::Tap(format!("the backend returned no output \"{name}\""))
+                })
         };
         let (rt, ct) = (find(&r, &rname)?, find(&c, &cname)?);
         let metrics = compare(&rname, &rt, &ct)?;

@@ -66,7 +66,7 @@ impl Dataset {
     pub fn single(inputs: Vec<NamedTensor>) -> Dataset {
         Dataset {
             batches: vec![inputs],
-            ranges: vec![0..1],
+            ranges: std::iter::once(0..1).collect(),
             layout: SampleLayout::BatchAxis,
             notes: Vec::new(),
         }
@@ -121,7 +121,13 @@ impl Dataset {
         options: &BatchOptions,
     ) -> Result<Dataset, ModelError> {
         let data = |m: String| ModelError::Data(m);
-        let keys = || arrays.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ");
+        let keys = || {
+            arrays
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut notes = Vec::new();
         let mut feeds = Vec::with_capacity(specs.len());
         let mut count: Option<(usize, &str)> = None;
@@ -176,7 +182,9 @@ impl Dataset {
         }
         let n = count.map_or(1, |(n, _)| n);
         if n == 0 {
-            return Err(data("the arrays hold no samples (axis 0 has length 0)".into()));
+            return Err(data(
+                "the arrays hold no samples (axis 0 has length 0)".into(),
+            ));
         }
         let size = run_size(specs, &feeds, overrides, options, n)?;
         let mut batches = Vec::new();
@@ -249,7 +257,8 @@ impl Dataset {
             return Ok(Vec::new());
         };
         let names: Vec<String> = first.iter().map(|(n, _)| n.clone()).collect();
-        let mut parts: Vec<Vec<HostTensor>> = vec![Vec::with_capacity(per_batch.len()); names.len()];
+        let mut parts: Vec<Vec<HostTensor>> =
+            vec![Vec::with_capacity(per_batch.len()); names.len()];
         for batch in per_batch {
             for (k, (_, t)) in batch.into_iter().enumerate().take(names.len()) {
                 parts[k].push(t);
@@ -341,7 +350,7 @@ fn run_size(
     }
     match fixed {
         Some((0, who)) => Err(ModelError::Data(format!("{who} has a batch dim of 0"))),
-        Some((b, who)) if n % b != 0 => Err(ModelError::Data(format!(
+        Some((b, who)) if !n.is_multiple_of(b) => Err(ModelError::Data(format!(
             "{n} samples do not split into runs of {b} (the batch dim of {who}); \
              give a multiple of {b} samples"
         ))),
@@ -349,47 +358,3 @@ fn run_size(
         None => Ok(options.max_batch.clamp(1, n)),
     }
 }
-
-/// The inputs of ONE run from per-input arrays keyed by input name, fed as they are (no
-/// splitting). Arrays of another dtype are cast; keys that name no input are ignored. Both
-/// are reported in the returned notes.
-pub fn inputs_from_arrays(
-    specs: &[InputSpec],
-    arrays: &[NamedTensor],
-) -> Result<(Vec<NamedTensor>, Vec<String>), ModelError> {
-    let mut notes = Vec::new();
-    let mut inputs = Vec::with_capacity(specs.len());
-    let missing: Vec<&str> = specs
-        .iter()
-        .filter(|s| !arrays.iter().any(|(k, _)| *k == s.name))
-        .map(|s| s.name.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ModelError::Data(format!(
-            "no array for input(s) {} (arrays: {})",
-            missing.join(", "),
-            arrays.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    for spec in specs {
-        if let Some((_, t)) = arrays.iter().find(|(k, _)| *k == spec.name) {
-            let t = if t.dtype() == spec.dtype {
-                t.clone()
-            } else {
-                notes.push(format!(
-                    "array \"{}\" cast from {} to {}, the input's dtype",
-                    spec.name,
-                    t.dtype(),
-                    spec.dtype
-                ));
-                t.cast(spec.dtype)
-            };
-            inputs.push((spec.name.clone(), t));
-        }
-    }
-    for (k, _) in arrays.iter().filter(|(k, _)| !specs.iter().any(|s| s.name == *k)) {
-        notes.push(format!("array \"{k}\" is not an input of the model: ignored"));
-    }
-    Ok((inputs, notes))
-}
-

@@ -69,11 +69,10 @@ pub fn evaluate(
     progress: Option<Progress>,
 ) -> Result<EvalReport, ModelError> {
     let labels = label_indices(labels, data.samples())?;
-    let output = runner
-        .output_names()
-        .first()
-        .cloned()
-        .ok_or_else(|| ModelError::Data("the model has no output to read scores from".into()))?;
+    let output =
+        runner.output_names().first().cloned().ok_or_else(|| {
+            ModelError::Data("the model has no output to read scores from".into())
+        })?;
     let mut rankings: Vec<Vec<usize>> = Vec::with_capacity(labels.len());
     runner.for_each_run(data, threads, progress, |k, outputs| {
         let samples = data.sample_ranges()[k].len();
@@ -81,7 +80,9 @@ pub fn evaluate(
             .into_iter()
             .find(|(n, _)| *n == output)
             .map(|(_, t)| t)
-            .ok_or_else(|| ModelError::Tap(format!("the backend returned no output \"{output}\"")))?;
+            .ok_or_else(|| {
+                ModelError::Tap(format!("the backend returned no output \"{output}\""))
+            })?;
         let rows = match data.layout() {
             SampleLayout::BatchAxis => scores.shape().first().copied().unwrap_or(1),
             SampleLayout::Stacked => 1,
@@ -144,7 +145,11 @@ pub fn classification_report(
             count,
         })
         .collect();
-    most_confused.sort_by(|a, b| b.count.cmp(&a.count).then((a.label, a.predicted).cmp(&(b.label, b.predicted))));
+    most_confused.sort_by(|a, b| {
+        b.count
+            .cmp(&a.count)
+            .then((a.label, a.predicted).cmp(&(b.label, b.predicted)))
+    });
     most_confused.truncate(10);
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Ok(EvalReport {
@@ -214,7 +219,10 @@ mod tests {
         assert_eq!(rep.accuracy, 0.5);
         assert_eq!(rep.predictions, vec![0, 2, 2, 1]);
         let c1 = &rep.classes[1];
-        assert_eq!((c1.count, c1.correct, c1.predicted, c1.recall), (3, 1, 1, Some(1.0 / 3.0)));
+        assert_eq!(
+            (c1.count, c1.correct, c1.predicted, c1.recall),
+            (3, 1, 1, Some(1.0 / 3.0))
+        );
         assert_eq!(rep.classes[2].recall, None);
         assert_eq!(
             rep.most_confused,

@@ -46,7 +46,10 @@ pub fn concat_axis0(parts: &[HostTensor]) -> Result<HostTensor, String> {
                 p.dtype(),
                 p.shape(),
                 first.dtype(),
-                rest.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+                rest.iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         rows += p.shape()[0];
@@ -117,7 +120,10 @@ mod tests {
         assert_eq!(b.to_f32_vec(), vec![4., 5.]);
         assert_eq!(concat_axis0(&[a, b.clone()]).unwrap(), x);
         let row = slice_axis0(&x, 1, 1, true).unwrap();
-        assert_eq!((row.shape(), row.to_f32_vec()), (&[2usize][..], vec![2., 3.]));
+        assert_eq!(
+            (row.shape(), row.to_f32_vec()),
+            (&[2usize][..], vec![2., 3.])
+        );
         let s = stack(&[row.clone(), row]).unwrap();
         assert_eq!(s.shape(), &[2, 2]);
         assert!(slice_axis0(&x, 2, 2, false).is_err());

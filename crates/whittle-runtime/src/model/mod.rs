@@ -31,6 +31,7 @@ mod compare;
 mod dataset;
 mod eval;
 mod join;
+mod lower_f16;
 mod prepare;
 mod runner;
 mod taps;
@@ -38,10 +39,12 @@ mod taps;
 pub use compare::{
     ComparisonReport, MatchedBy, OutputComparison, candidate_dataset, compare_models, pair_names,
 };
-pub use dataset::{BatchOptions, Dataset, SampleLayout, inputs_from_arrays};
+pub use dataset::{BatchOptions, Dataset, SampleLayout};
 pub use eval::{ClassStats, Confusion, EvalReport, classification_report, evaluate};
 pub use join::{concat_axis0, slice_axis0, stack};
-pub use prepare::{BackendKind, PreparedFile, input_specs, make_backend, prepare_file};
+pub use prepare::{
+    BackendKind, PreparedFile, input_specs, inputs_from_arrays, make_backend, prepare_file,
+};
 pub use runner::{Progress, Runner};
 pub use taps::{Taps, collect_stats, collect_tensors, select_values, with_outputs};
 
@@ -67,10 +70,11 @@ pub enum ModelError {
         op: Option<String>,
         node: Option<String>,
         #[source]
-        source: BackendError,
+        source: Box<BackendError>,
     },
+    /// Boxed to keep `Result<_, ModelError>` small.
     #[error(transparent)]
-    Backend(#[from] BackendError),
+    Backend(Box<BackendError>),
     #[error(transparent)]
     Input(#[from] InputError),
     #[error(transparent)]
@@ -104,6 +108,12 @@ pub enum ModelError {
     },
     #[error("cannot start {threads} worker threads: {reason}")]
     ThreadPool { threads: usize, reason: String },
+}
+
+impl From<BackendError> for ModelError {
+    fn from(e: BackendError) -> Self {
+        ModelError::Backend(Box::new(e))
+    }
 }
 
 fn what_failed(op: &Option<String>, node: &Option<String>) -> String {

@@ -3,8 +3,11 @@
 //! Invariant: [`prepare_file`] never changes what the model computes. It hands over the
 //! original file when it can; otherwise it writes a copy to a private temporary folder that
 //! is deleted when the [`PreparedFile`] is dropped. The copy differs from the model only by
-//! (a) the exact tract lowering, for tract, and (b) graph outputs left out because they are
-//! not tensors whittle can read (sequences, maps, strings), which are listed.
+//! (a) for tract, the exact lowering, initializer-backed graph inputs turned into plain
+//! constants (which they are as long as nobody feeds them — whittle never does) and f16
+//! made f32 (see `lower_f16`; tract computes f16 in f32 anyway), and
+//! (b) graph outputs left out because they are not tensors whittle can read (sequences,
+//! maps, strings), which are listed.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,9 +18,10 @@ use whittle_passes::lower::LowerForVerification;
 use whittle_passes::{Pass, PassContext};
 
 use super::ModelError;
+use super::lower_f16::{f16_to_f32, uses_f16};
 use crate::backend::{Backend, BackendError};
 use crate::inputs::{Dim, InputSpec};
-use crate::tensor::DType;
+use crate::tensor::{DType, NamedTensor};
 use crate::tract_backend::TractBackend;
 
 /// Which numeric backend to use.
@@ -102,13 +106,20 @@ pub fn input_specs(model: &Model) -> Result<Vec<InputSpec>, ModelError> {
         let Some((elem, dims)) = tensor_type(ty) else {
             return Err(bad(
                 name,
-                format!("is a {}, not a tensor: whittle can only feed tensors", type_string(ty)),
+                format!(
+                    "is a {}, not a tensor: whittle can only feed tensors",
+                    type_string(ty)
+                ),
             ));
         };
         let dtype = DType::from_onnx_code(elem.0).ok_or_else(|| {
-            bad(name, format!("has dtype {}, which whittle cannot feed", elem.short_name()))
+            bad(
+                name,
+                format!("has dtype {}, which whittle cannot feed", elem.short_name()),
+            )
         })?;
-        let dims = dims.ok_or_else(|| bad(name, "declares no shape (its rank is unknown)".into()))?;
+        let dims =
+            dims.ok_or_else(|| bad(name, "declares no shape (its rank is unknown)".into()))?;
         let dims = dims
             .into_iter()
             .map(|d| match d {
@@ -126,6 +137,58 @@ pub fn input_specs(model: &Model) -> Result<Vec<InputSpec>, ModelError> {
     Ok(specs)
 }
 
+/// The inputs of ONE run from per-input arrays keyed by input name, fed as they are (no
+/// splitting). Arrays of another dtype are cast; keys that name no input are ignored. Both
+/// are reported in the returned notes.
+pub fn inputs_from_arrays(
+    specs: &[InputSpec],
+    arrays: &[NamedTensor],
+) -> Result<(Vec<NamedTensor>, Vec<String>), ModelError> {
+    let mut notes = Vec::new();
+    let mut inputs = Vec::with_capacity(specs.len());
+    let missing: Vec<&str> = specs
+        .iter()
+        .filter(|s| !arrays.iter().any(|(k, _)| *k == s.name))
+        .map(|s| s.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ModelError::Data(format!(
+            "no array for input(s) {} (arrays: {})",
+            missing.join(", "),
+            arrays
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for spec in specs {
+        if let Some((_, t)) = arrays.iter().find(|(k, _)| *k == spec.name) {
+            let t = if t.dtype() == spec.dtype {
+                t.clone()
+            } else {
+                notes.push(format!(
+                    "array \"{}\" cast from {} to {}, the input's dtype",
+                    spec.name,
+                    t.dtype(),
+                    spec.dtype
+                ));
+                t.cast(spec.dtype)
+            };
+            inputs.push((spec.name.clone(), t));
+        }
+    }
+    for (k, _) in arrays
+        .iter()
+        .filter(|(k, _)| !specs.iter().any(|s| s.name == *k))
+    {
+        notes.push(format!(
+            "array \"{k}\" is not an input of the model: ignored"
+        ));
+    }
+    Ok((inputs, notes))
+}
+
 /// A model file ready for a backend; a temporary copy lives as long as this value.
 #[derive(Debug)]
 pub struct PreparedFile {
@@ -136,6 +199,8 @@ pub struct PreparedFile {
     pub notes: Vec<String>,
     /// Graph outputs left out of the copy, with their declared type.
     pub skipped_outputs: Vec<(String, String)>,
+    /// The copy computes in f32 what the model declares f16 (load with f32 input facts).
+    pub f16_as_f32: bool,
 }
 
 impl PreparedFile {
@@ -160,6 +225,7 @@ pub fn prepare_file(
 ) -> Result<PreparedFile, ModelError> {
     let mut notes = Vec::new();
     let mut copy: Option<Model> = None;
+    let mut f16_as_f32 = false;
     let skipped_outputs = unreadable_outputs(model);
     if !skipped_outputs.is_empty() {
         if skipped_outputs.len() == model.graph.proto.output.len() {
@@ -180,6 +246,25 @@ pub fn prepare_file(
     }
     if backend == "tract" {
         let mut m = copy.take().unwrap_or_else(|| model.clone());
+        let mut rewrites = drop_initializer_inputs(&mut m);
+        if rewrites > 0 {
+            notes.push(format!(
+                "lowered for tract: {rewrites} graph inputs that have initializers made constants \
+                 (tract would otherwise ask for them)"
+            ));
+        }
+        if uses_f16(&m) {
+            let n = f16_to_f32(&mut m).map_err(|message| ModelError::Lowering {
+                model: model.label(),
+                message,
+            })?;
+            notes.push(format!(
+                "lowered for tract: {n} float16 tensors, types and casts made float32 \
+                 (tract computes f16 models in f32; outputs are cast back)"
+            ));
+            rewrites += n;
+            f16_as_f32 = true;
+        }
         let report = LowerForVerification
             .run(&mut m, &mut PassContext::default())
             .map_err(|e| ModelError::Lowering {
@@ -187,8 +272,13 @@ pub fn prepare_file(
                 message: e.to_string(),
             })?;
         let lowered = !report.changes.is_empty();
-        notes.extend(report.changes.iter().map(|c| format!("lowered for tract: {c}")));
-        if lowered || !skipped_outputs.is_empty() {
+        notes.extend(
+            report
+                .changes
+                .iter()
+                .map(|c| format!("lowered for tract: {c}")),
+        );
+        if lowered || rewrites > 0 || !skipped_outputs.is_empty() {
             copy = Some(m);
         }
     }
@@ -198,6 +288,7 @@ pub fn prepare_file(
             dir: None,
             notes,
             skipped_outputs,
+            f16_as_f32,
         }),
         (copy, _) => {
             let m = copy.as_ref().unwrap_or(model);
@@ -205,7 +296,9 @@ pub fn prepare_file(
                 .prefix("whittle-run-")
                 .tempdir()
                 .map_err(|e| {
-                    ModelError::Data(format!("cannot create a temporary folder for the model: {e}"))
+                    ModelError::Data(format!(
+                        "cannot create a temporary folder for the model: {e}"
+                    ))
                 })?;
             let name = model
                 .path
@@ -219,9 +312,27 @@ pub fn prepare_file(
                 dir: Some(dir),
                 notes,
                 skipped_outputs,
+                f16_as_f32,
             })
         }
     }
+}
+
+/// Removes main-graph inputs backed by an initializer (IR < 4 lists every initializer as an
+/// input); whittle never feeds them, so they are constants either way. Returns how many.
+fn drop_initializer_inputs(m: &mut Model) -> usize {
+    let constants: HashSet<String> = m
+        .graph
+        .initializers
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    let before = m.graph.proto.input.len();
+    m.graph
+        .proto
+        .input
+        .retain(|i| !constants.contains(i.name()));
+    before - m.graph.proto.input.len()
 }
 
 /// Graph outputs declared with a type whittle cannot read back (not a tensor, or a dtype

@@ -22,7 +22,7 @@ use super::dataset::Dataset;
 use super::prepare::{PreparedFile, input_specs, prepare_file};
 use crate::backend::{Backend, BackendError, InputFact, LoadedModel};
 use crate::inputs::{Dim, InputSpec};
-use crate::tensor::NamedTensor;
+use crate::tensor::{DType, NamedTensor};
 
 /// Told the number of samples finished so far, after each run (from worker threads).
 pub type Progress<'a> = &'a (dyn Fn(usize) + Sync);
@@ -32,6 +32,8 @@ pub struct Runner {
     loaded: Vec<(Vec<InputFact>, Box<dyn LoadedModel>)>,
     file: PreparedFile,
     specs: Vec<InputSpec>,
+    /// Graph outputs declared f16 (the tract copy computes them in f32).
+    f16_outputs: Vec<String>,
     backend: &'static str,
     label: PathBuf,
 }
@@ -78,16 +80,36 @@ impl Runner {
             }
         }
         let mut loaded = Vec::with_capacity(sets.len());
-        for facts in sets {
+        for mut facts in sets {
+            if file.f16_as_f32 {
+                facts
+                    .iter_mut()
+                    .filter(|f| f.dtype == DType::F16)
+                    .for_each(|f| f.dtype = DType::F32);
+            }
             let m = backend
                 .load(file.path(), &facts)
                 .map_err(|e| load_error(relabel(e, &label)))?;
             loaded.push((facts, m));
         }
+        let f16_outputs = model
+            .graph
+            .proto
+            .output
+            .iter()
+            .filter(|o| {
+                o.r#type
+                    .as_ref()
+                    .and_then(whittle_ir::types::tensor_type)
+                    .is_some_and(|(d, _)| d == whittle_ir::DataType::FLOAT16)
+            })
+            .map(|o| o.name().to_string())
+            .collect();
         Ok(Runner {
             loaded,
             file,
             specs,
+            f16_outputs,
             backend: backend.name(),
             label,
         })
@@ -135,9 +157,20 @@ impl Runner {
     /// Runs once; inputs by name.
     pub fn run(&self, inputs: &[NamedTensor]) -> Result<Vec<NamedTensor>, ModelError> {
         let model = self.loaded_for(inputs);
-        model
+        let outputs = model
             .run(inputs)
-            .map_err(|e| ModelError::Backend(relabel(e, &self.label)))
+            .map_err(|e| ModelError::from(relabel(e, &self.label)))?;
+        Ok(outputs
+            .into_iter()
+            .map(|(name, t)| {
+                if t.dtype() == DType::F32 && self.f16_outputs.contains(&name) {
+                    let t = t.cast(DType::F16);
+                    (name, t)
+                } else {
+                    (name, t)
+                }
+            })
+            .collect())
     }
 
     /// The loaded model whose facts match the inputs' shapes (else the first: its backend
@@ -225,7 +258,11 @@ fn check_facts(specs: &[InputSpec], facts: &[InputFact], model: &str) -> Result<
             return Err(ModelError::Data(format!(
                 "{model}: \"{}\" is not an input of the model (inputs: {})",
                 fact.name,
-                specs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                specs
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         };
         let fits_dims = spec.dims.len() == fact.shape.len()
@@ -270,9 +307,9 @@ fn load_error(e: BackendError) -> ModelError {
         } => ModelError::TractCannotRun {
             node: node.clone(),
             op: op.clone(),
-            source: e,
+            source: Box::new(e),
         },
-        e => ModelError::Backend(e),
+        e => ModelError::from(e),
     }
 }
 

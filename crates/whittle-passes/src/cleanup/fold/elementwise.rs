@@ -4,20 +4,37 @@
 //! (what onnxruntime's CPU kernels compute for one element); integer arithmetic is checked
 //! and a node whose result would overflow or divide by zero is left unfolded; casts follow
 //! C++ `static_cast` (float → int truncates; NaN or out-of-range values are not folded).
-use super::value::{Elem, FoldResult, Value, broadcast_dims, broadcast_index, invalid, unsupported};
+use super::value::{
+    Elem, FoldResult, Value, broadcast_dims, broadcast_index, invalid, unsupported,
+};
 use whittle_ir::DataType;
 
 /// Applies `f` to broadcast pairs of elements of `a` and `b`.
-fn zip<A: Elem, R: Elem>(a: &Value, b: &Value, f: impl Fn(A, A) -> FoldResult<R>) -> FoldResult<Value> {
+fn zip<A: Elem, R: Elem>(
+    a: &Value,
+    b: &Value,
+    f: impl Fn(A, A) -> FoldResult<R>,
+) -> FoldResult<Value> {
     let out = broadcast_dims(&a.dims, &b.dims)?;
     let (xa, xb) = (a.to_vec::<A>()?, b.to_vec::<A>()?);
-    let (ia, ib) = (broadcast_index(&a.dims, &out), broadcast_index(&b.dims, &out));
-    let data = ia.iter().zip(&ib).map(|(&i, &j)| f(xa[i], xb[j])).collect::<FoldResult<Vec<R>>>()?;
+    let (ia, ib) = (
+        broadcast_index(&a.dims, &out),
+        broadcast_index(&b.dims, &out),
+    );
+    let data = ia
+        .iter()
+        .zip(&ib)
+        .map(|(&i, &j)| f(xa[i], xb[j]))
+        .collect::<FoldResult<Vec<R>>>()?;
     Ok(Value::from_vec(out, &data))
 }
 
 fn map<A: Elem, R: Elem>(a: &Value, f: impl Fn(A) -> FoldResult<R>) -> FoldResult<Value> {
-    let data = a.to_vec::<A>()?.into_iter().map(f).collect::<FoldResult<Vec<R>>>()?;
+    let data = a
+        .to_vec::<A>()?
+        .into_iter()
+        .map(f)
+        .collect::<FoldResult<Vec<R>>>()?;
     Ok(Value::from_vec(a.dims.clone(), &data))
 }
 
@@ -43,7 +60,8 @@ macro_rules! float_arith {
 
 macro_rules! int_arith {
     ($t:ty, $op:expr, $a:expr, $b:expr) => {{
-        let over = || super::value::FoldError::Invalid("integer overflow or division by zero".into());
+        let over =
+            || super::value::FoldError::Invalid("integer overflow or division by zero".into());
         match $op {
             "Add" => zip::<$t, $t>($a, $b, |x, y| x.checked_add(y).ok_or_else(over)),
             "Sub" => zip::<$t, $t>($a, $b, |x, y| x.checked_sub(y).ok_or_else(over)),
@@ -110,8 +128,12 @@ pub fn logic(op: &str, a: &Value, b: Option<&Value>) -> FoldResult<Value> {
 pub fn unary(op: &str, a: &Value) -> FoldResult<Value> {
     let over = || super::value::FoldError::Invalid("integer overflow".into());
     match (a.dtype, op) {
-        (DataType::FLOAT, _) => unary_float::<f32>(op, a, |x| x.sqrt(), |x| x.floor(), |x| x.ceil()),
-        (DataType::DOUBLE, _) => unary_float::<f64>(op, a, |x| x.sqrt(), |x| x.floor(), |x| x.ceil()),
+        (DataType::FLOAT, _) => {
+            unary_float::<f32>(op, a, |x| x.sqrt(), |x| x.floor(), |x| x.ceil())
+        }
+        (DataType::DOUBLE, _) => {
+            unary_float::<f64>(op, a, |x| x.sqrt(), |x| x.floor(), |x| x.ceil())
+        }
         (DataType::INT64, "Neg") => map::<i64, i64>(a, |x| x.checked_neg().ok_or_else(over)),
         (DataType::INT64, "Abs") => map::<i64, i64>(a, |x| x.checked_abs().ok_or_else(over)),
         (DataType::INT64, "Relu") => map::<i64, i64>(a, |x| Ok(x.max(0))),
@@ -122,7 +144,13 @@ pub fn unary(op: &str, a: &Value) -> FoldResult<Value> {
     }
 }
 
-fn unary_float<T>(op: &str, a: &Value, sqrt: fn(T) -> T, floor: fn(T) -> T, ceil: fn(T) -> T) -> FoldResult<Value>
+fn unary_float<T>(
+    op: &str,
+    a: &Value,
+    sqrt: fn(T) -> T,
+    floor: fn(T) -> T,
+    ceil: fn(T) -> T,
+) -> FoldResult<Value>
 where
     T: Elem + std::ops::Neg<Output = T> + std::ops::Div<Output = T> + From<f32>,
 {
@@ -131,7 +159,15 @@ where
     match op {
         "Neg" => map::<T, T>(a, |x| Ok(-x)),
         // Abs and Relu keep NaN as NaN and only touch the sign, as the C++ kernels do.
-        "Abs" => map::<T, T>(a, |x| Ok(if x < zero { -x } else if x == zero { zero } else { x })),
+        "Abs" => map::<T, T>(a, |x| {
+            Ok(if x < zero {
+                -x
+            } else if x == zero {
+                zero
+            } else {
+                x
+            })
+        }),
         "Relu" => map::<T, T>(a, |x| Ok(if x < zero { zero } else { x })),
         "Sqrt" => map::<T, T>(a, |x| Ok(sqrt(x))),
         "Reciprocal" => map::<T, T>(a, |x| Ok(one / x)),
@@ -186,10 +222,18 @@ pub fn where_(cond: &Value, x: &Value, y: &Value) -> FoldResult<Value> {
     );
     let mut bytes = Vec::with_capacity(ic.len() * size);
     for k in 0..ic.len() {
-        let (src, i) = if cond.bytes[ic[k]] != 0 { (x, ix[k]) } else { (y, iy[k]) };
+        let (src, i) = if cond.bytes[ic[k]] != 0 {
+            (x, ix[k])
+        } else {
+            (y, iy[k])
+        };
         bytes.extend_from_slice(&src.bytes[i * size..(i + 1) * size]);
     }
-    Ok(Value { dtype: x.dtype, dims: out, bytes })
+    Ok(Value {
+        dtype: x.dtype,
+        dims: out,
+        bytes,
+    })
 }
 
 /// `Cast` to `to` between float, double, float16, bfloat16, the integer types and bool.
@@ -203,7 +247,11 @@ pub fn cast(a: &Value, to: DataType) -> FoldResult<Value> {
     for v in src {
         write_as(v, to, &mut bytes)?;
     }
-    Ok(Value { dtype: to, dims: a.dims.clone(), bytes })
+    Ok(Value {
+        dtype: to,
+        dims: a.dims.clone(),
+        bytes,
+    })
 }
 
 /// An element read losslessly: floats widen to f64 exactly, integers stay integers.
@@ -216,12 +264,30 @@ enum Num {
 fn read_f64_or_i64(a: &Value) -> FoldResult<Vec<Num>> {
     let b = &a.bytes;
     Ok(match a.dtype {
-        DataType::FLOAT => a.to_vec::<f32>()?.into_iter().map(|x| Num::F(f64::from(x))).collect(),
+        DataType::FLOAT => a
+            .to_vec::<f32>()?
+            .into_iter()
+            .map(|x| Num::F(f64::from(x)))
+            .collect(),
         DataType::DOUBLE => a.to_vec::<f64>()?.into_iter().map(Num::F).collect(),
-        DataType::FLOAT16 => b.chunks_exact(2).map(|c| Num::F(half::f16::from_le_bytes([c[0], c[1]]).to_f64())).collect(),
-        DataType::BFLOAT16 => b.chunks_exact(2).map(|c| Num::F(half::bf16::from_le_bytes([c[0], c[1]]).to_f64())).collect(),
-        DataType::INT64 => a.to_vec::<i64>()?.into_iter().map(|x| Num::I(i128::from(x))).collect(),
-        DataType::INT32 => a.to_vec::<i32>()?.into_iter().map(|x| Num::I(i128::from(x))).collect(),
+        DataType::FLOAT16 => b
+            .chunks_exact(2)
+            .map(|c| Num::F(half::f16::from_le_bytes([c[0], c[1]]).to_f64()))
+            .collect(),
+        DataType::BFLOAT16 => b
+            .chunks_exact(2)
+            .map(|c| Num::F(half::bf16::from_le_bytes([c[0], c[1]]).to_f64()))
+            .collect(),
+        DataType::INT64 => a
+            .to_vec::<i64>()?
+            .into_iter()
+            .map(|x| Num::I(i128::from(x)))
+            .collect(),
+        DataType::INT32 => a
+            .to_vec::<i32>()?
+            .into_iter()
+            .map(|x| Num::I(i128::from(x)))
+            .collect(),
         DataType::INT8 => b.iter().map(|&x| Num::I(i128::from(x as i8))).collect(),
         DataType::UINT8 | DataType::BOOL => b.iter().map(|&x| Num::I(i128::from(x))).collect(),
         d => return unsupported(format!("Cast from {d}")),
@@ -257,8 +323,12 @@ fn write_as(v: Num, to: DataType, out: &mut Vec<u8>) -> FoldResult<()> {
             Num::F(f) => out.extend_from_slice(&half::f16::from_f64(f).to_le_bytes()),
             Num::I(_) => return unsupported("Cast from an integer type to f16"),
         },
-        DataType::INT64 => out.extend_from_slice(&(int(i64::MIN.into(), i64::MAX.into())? as i64).to_le_bytes()),
-        DataType::INT32 => out.extend_from_slice(&(int(i32::MIN.into(), i32::MAX.into())? as i32).to_le_bytes()),
+        DataType::INT64 => {
+            out.extend_from_slice(&(int(i64::MIN.into(), i64::MAX.into())? as i64).to_le_bytes())
+        }
+        DataType::INT32 => {
+            out.extend_from_slice(&(int(i32::MIN.into(), i32::MAX.into())? as i32).to_le_bytes())
+        }
         DataType::INT8 => out.push(int(i8::MIN.into(), i8::MAX.into())? as i8 as u8),
         DataType::UINT8 => out.push(int(0, 255)? as u8),
         DataType::BOOL => out.push(u8::from(match v {

@@ -7,7 +7,9 @@
 //! budget never allocates the data.
 use super::elementwise as ew;
 use super::movement as mv;
-use super::value::{FoldError, FoldResult, Value, broadcast_dims, elem_size, invalid, numel, unsupported};
+use super::value::{
+    FoldError, FoldResult, Value, broadcast_dims, elem_size, invalid, numel, unsupported,
+};
 use whittle_ir::{DataType, Node};
 
 /// Refuses outputs of more than `budget` bytes.
@@ -21,10 +23,46 @@ fn guard(dtype: DataType, dims: &[usize], budget: u64) -> FoldResult<()> {
 
 /// The op names [`eval`] knows (default domain).
 pub const FOLDABLE_OPS: &[&str] = &[
-    "Abs", "Add", "And", "Cast", "Ceil", "Concat", "ConstantOfShape", "Div", "Equal", "Expand", "Flatten",
-    "Floor", "Gather", "Greater", "GreaterOrEqual", "Identity", "Less", "LessOrEqual", "Max", "Min", "Mul",
-    "Neg", "Not", "Or", "Range", "Reciprocal", "Relu", "Reshape", "Shape", "Size", "Slice", "Split", "Sqrt",
-    "Squeeze", "Sub", "Tile", "Transpose", "Unsqueeze", "Where", "Xor",
+    "Abs",
+    "Add",
+    "And",
+    "Cast",
+    "Ceil",
+    "Concat",
+    "ConstantOfShape",
+    "Div",
+    "Equal",
+    "Expand",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "Greater",
+    "GreaterOrEqual",
+    "Identity",
+    "Less",
+    "LessOrEqual",
+    "Max",
+    "Min",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Range",
+    "Reciprocal",
+    "Relu",
+    "Reshape",
+    "Shape",
+    "Size",
+    "Slice",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Tile",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
+    "Xor",
 ];
 
 fn input<'a>(inputs: &[Option<&'a Value>], i: usize, op: &str) -> FoldResult<&'a Value> {
@@ -36,12 +74,22 @@ fn input<'a>(inputs: &[Option<&'a Value>], i: usize, op: &str) -> FoldResult<&'a
 }
 
 fn opt_ints(inputs: &[Option<&Value>], i: usize) -> FoldResult<Option<Vec<i64>>> {
-    inputs.get(i).copied().flatten().map(Value::to_i64s).transpose()
+    inputs
+        .get(i)
+        .copied()
+        .flatten()
+        .map(Value::to_i64s)
+        .transpose()
 }
 
 /// Evaluates `node` (default domain) whose inputs are all constant. `inputs[i]` is `None`
 /// for an absent optional input. Returns one value per output.
-pub fn eval(node: &Node, inputs: &[Option<&Value>], opset: i64, budget: u64) -> FoldResult<Vec<Value>> {
+pub fn eval(
+    node: &Node,
+    inputs: &[Option<&Value>],
+    opset: i64,
+    budget: u64,
+) -> FoldResult<Vec<Value>> {
     let op = node.op_type();
     let a = || input(inputs, 0, op);
     let b = || input(inputs, 1, op);
@@ -56,15 +104,25 @@ pub fn eval(node: &Node, inputs: &[Option<&Value>], opset: i64, budget: u64) -> 
             one(ew::arith(op, a()?, b()?)?)
         }
         "Equal" | "Less" | "Greater" | "LessOrEqual" | "GreaterOrEqual" => {
-            guard(DataType::BOOL, &broadcast_dims(&a()?.dims, &b()?.dims)?, budget)?;
+            guard(
+                DataType::BOOL,
+                &broadcast_dims(&a()?.dims, &b()?.dims)?,
+                budget,
+            )?;
             one(ew::compare(op, a()?, b()?)?)
         }
         "And" | "Or" | "Xor" => {
-            guard(DataType::BOOL, &broadcast_dims(&a()?.dims, &b()?.dims)?, budget)?;
+            guard(
+                DataType::BOOL,
+                &broadcast_dims(&a()?.dims, &b()?.dims)?,
+                budget,
+            )?;
             one(ew::logic(op, a()?, Some(b()?))?)
         }
         "Not" => one(ew::logic(op, a()?, None)?),
-        "Neg" | "Abs" | "Sqrt" | "Reciprocal" | "Floor" | "Ceil" | "Relu" => one(ew::unary(op, a()?)?),
+        "Neg" | "Abs" | "Sqrt" | "Reciprocal" | "Floor" | "Ceil" | "Relu" => {
+            one(ew::unary(op, a()?)?)
+        }
         "Min" | "Max" => {
             let all: Vec<&Value> = inputs.iter().flatten().copied().collect();
             let mut dims: Vec<usize> = Vec::new();
@@ -76,11 +134,17 @@ pub fn eval(node: &Node, inputs: &[Option<&Value>], opset: i64, budget: u64) -> 
         }
         "Where" => {
             let (c, x, y) = (a()?, b()?, input(inputs, 2, op)?);
-            guard(x.dtype, &broadcast_dims(&broadcast_dims(&c.dims, &x.dims)?, &y.dims)?, budget)?;
+            guard(
+                x.dtype,
+                &broadcast_dims(&broadcast_dims(&c.dims, &x.dims)?, &y.dims)?,
+                budget,
+            )?;
             one(ew::where_(c, x, y)?)
         }
         "Cast" => {
-            let to = node.attr_int("to").ok_or_else(|| FoldError::Invalid("Cast without `to`".into()))?;
+            let to = node
+                .attr_int("to")
+                .ok_or_else(|| FoldError::Invalid("Cast without `to`".into()))?;
             if node.attribute("saturate").is_some() && !DataType(to as i32).is_float() {
                 return unsupported("Cast with `saturate`");
             }
@@ -89,25 +153,44 @@ pub fn eval(node: &Node, inputs: &[Option<&Value>], opset: i64, budget: u64) -> 
         }
         "Reshape" => {
             let shape = if opset < 5 {
-                node.attr_ints("shape").map(<[i64]>::to_vec).ok_or_else(|| FoldError::Invalid("no shape".into()))?
+                node.attr_ints("shape")
+                    .map(<[i64]>::to_vec)
+                    .ok_or_else(|| FoldError::Invalid("no shape".into()))?
             } else {
                 b()?.to_i64s()?
             };
-            one(mv::reshape(a()?, &shape, node.attr_int("allowzero").unwrap_or(0) != 0)?)
+            one(mv::reshape(
+                a()?,
+                &shape,
+                node.attr_int("allowzero").unwrap_or(0) != 0,
+            )?)
         }
         "Flatten" => one(mv::flatten(a()?, node.attr_int("axis").unwrap_or(1))?),
         "Transpose" => one(mv::transpose(a()?, node.attr_ints("perm"))?),
         "Concat" => {
             let all: Vec<&Value> = inputs.iter().flatten().copied().collect();
-            let axis = node.attr_int("axis").ok_or_else(|| FoldError::Invalid("Concat without axis".into()))?;
+            let axis = node
+                .attr_int("axis")
+                .ok_or_else(|| FoldError::Invalid("Concat without axis".into()))?;
             one(mv::concat(&all, axis)?)
         }
         "Unsqueeze" => {
-            let axes = if opset < 13 { node.attr_ints("axes").map(<[i64]>::to_vec) } else { opt_ints(inputs, 1)? };
-            one(mv::unsqueeze(a()?, &axes.ok_or_else(|| FoldError::Invalid("Unsqueeze without axes".into()))?)?)
+            let axes = if opset < 13 {
+                node.attr_ints("axes").map(<[i64]>::to_vec)
+            } else {
+                opt_ints(inputs, 1)?
+            };
+            one(mv::unsqueeze(
+                a()?,
+                &axes.ok_or_else(|| FoldError::Invalid("Unsqueeze without axes".into()))?,
+            )?)
         }
         "Squeeze" => {
-            let axes = if opset < 13 { node.attr_ints("axes").map(<[i64]>::to_vec) } else { opt_ints(inputs, 1)? };
+            let axes = if opset < 13 {
+                node.attr_ints("axes").map(<[i64]>::to_vec)
+            } else {
+                opt_ints(inputs, 1)?
+            };
             one(mv::squeeze(a()?, axes.as_deref())?)
         }
         "Gather" => {
@@ -124,12 +207,23 @@ pub fn eval(node: &Node, inputs: &[Option<&Value>], opset: i64, budget: u64) -> 
                 let attr = |n: &str| node.attr_ints(n).map(<[i64]>::to_vec);
                 (attr("starts"), attr("ends"), attr("axes"), None)
             } else {
-                (opt_ints(inputs, 1)?, opt_ints(inputs, 2)?, opt_ints(inputs, 3)?, opt_ints(inputs, 4)?)
+                (
+                    opt_ints(inputs, 1)?,
+                    opt_ints(inputs, 2)?,
+                    opt_ints(inputs, 3)?,
+                    opt_ints(inputs, 4)?,
+                )
             };
             let (Some(starts), Some(ends)) = (starts, ends) else {
                 return invalid("Slice without starts/ends");
             };
-            one(mv::slice(a()?, &starts, &ends, axes.as_deref(), steps.as_deref())?)
+            one(mv::slice(
+                a()?,
+                &starts,
+                &ends,
+                axes.as_deref(),
+                steps.as_deref(),
+            )?)
         }
         "Expand" => {
             let shape = b()?.to_usizes()?;
@@ -159,7 +253,11 @@ pub fn shape_of(dims: &[usize], node: &Node) -> FoldResult<Value> {
     let start = fix(node.attr_int("start").unwrap_or(0));
     let end = fix(node.attr_int("end").unwrap_or(r));
     let picked: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-    let picked = if start < end { picked[start..end].to_vec() } else { Vec::new() };
+    let picked = if start < end {
+        picked[start..end].to_vec()
+    } else {
+        Vec::new()
+    };
     Ok(Value::from_vec(vec![picked.len()], &picked))
 }
 
@@ -168,9 +266,16 @@ fn split(node: &Node, inputs: &[Option<&Value>], opset: i64) -> FoldResult<Vec<V
     let axis = node.attr_int("axis").unwrap_or(0);
     let ax = super::value::norm_axis(axis, a.rank())?;
     let n = node.outputs().len();
-    let given = if opset < 13 { node.attr_ints("split").map(<[i64]>::to_vec) } else { opt_ints(inputs, 1)? };
+    let given = if opset < 13 {
+        node.attr_ints("split").map(<[i64]>::to_vec)
+    } else {
+        opt_ints(inputs, 1)?
+    };
     let sizes: Vec<usize> = match given {
-        Some(s) => s.iter().map(|&x| usize::try_from(x).unwrap_or(usize::MAX)).collect(),
+        Some(s) => s
+            .iter()
+            .map(|&x| usize::try_from(x).map_err(|_| FoldError::Invalid(format!("Split size {x}"))))
+            .collect::<FoldResult<_>>()?,
         None if n == 0 => return invalid("Split without outputs"),
         None => {
             let d = a.dims[ax];
@@ -178,7 +283,9 @@ fn split(node: &Node, inputs: &[Option<&Value>], opset: i64) -> FoldResult<Vec<V
             if opset < 18 && d % n != 0 {
                 return invalid("Split into uneven parts");
             }
-            (0..n).map(|i| chunk.min(d.saturating_sub(i * chunk))).collect()
+            (0..n)
+                .map(|i| chunk.min(d.saturating_sub(i * chunk)))
+                .collect()
         }
     };
     if sizes.len() != n {
@@ -196,7 +303,11 @@ fn constant_of_shape(node: &Node, shape: &Value, budget: u64) -> FoldResult<Valu
     let elem = fill.scalar_bytes()?.to_vec();
     guard(fill.dtype, &dims, budget)?;
     let n = numel(&dims)?;
-    Ok(Value { dtype: fill.dtype, dims, bytes: elem.repeat(n) })
+    Ok(Value {
+        dtype: fill.dtype,
+        dims,
+        bytes: elem.repeat(n),
+    })
 }
 
 fn range(start: &Value, limit: &Value, delta: &Value, budget: u64) -> FoldResult<Value> {
@@ -217,11 +328,21 @@ fn scalar<T: super::value::Elem>(v: &Value) -> FoldResult<T> {
 
 /// Float ranges as onnxruntime computes them: the count from `ceil((limit - start) /
 /// delta)` in double, the values by repeated `+= delta` in the tensor's type.
-fn float_range<T>(start: &Value, limit: &Value, delta: &Value, budget: u64, wide: fn(T) -> f64) -> FoldResult<Value>
+fn float_range<T>(
+    start: &Value,
+    limit: &Value,
+    delta: &Value,
+    budget: u64,
+    wide: fn(T) -> f64,
+) -> FoldResult<Value>
 where
     T: super::value::Elem + std::ops::Sub<Output = T> + std::ops::AddAssign,
 {
-    let (mut s, l, d) = (scalar::<T>(start)?, scalar::<T>(limit)?, scalar::<T>(delta)?);
+    let (mut s, l, d) = (
+        scalar::<T>(start)?,
+        scalar::<T>(limit)?,
+        scalar::<T>(delta)?,
+    );
     if wide(d) == 0.0 {
         return invalid("Range delta 0");
     }
@@ -251,11 +372,14 @@ fn int_range(start: &Value, limit: &Value, delta: &Value, budget: u64) -> FoldRe
         return invalid("Range delta 0");
     }
     let span = i128::from(l) - i128::from(s);
-    let n = usize::try_from(((span + i128::from(d) - d.signum() as i128) / i128::from(d)).max(0)).unwrap_or(usize::MAX);
+    let n = usize::try_from(((span + i128::from(d) - d.signum() as i128) / i128::from(d)).max(0))
+        .unwrap_or(usize::MAX);
     guard(start.dtype, &[n], budget)?;
     let vals: Vec<i64> = (0..n as i64).map(|i| s + i * d).collect();
     Ok(match start.dtype {
-        DataType::INT32 => Value::from_vec(vec![n], &vals.iter().map(|&v| v as i32).collect::<Vec<_>>()),
+        DataType::INT32 => {
+            Value::from_vec(vec![n], &vals.iter().map(|&v| v as i32).collect::<Vec<_>>())
+        }
         _ => Value::from_vec(vec![n], &vals),
     })
 }

@@ -14,9 +14,10 @@
 pub mod elementwise;
 pub mod eval;
 pub mod movement;
-pub mod value;
+pub mod partial;
 #[cfg(test)]
 mod tests;
+pub mod value;
 
 use super::scope::{self, GraphCx, Uses};
 use crate::{Pass, PassContext, PassError, PassReport};
@@ -36,7 +37,9 @@ pub struct ConstantFolding {
 
 impl Default for ConstantFolding {
     fn default() -> Self {
-        ConstantFolding { limit: DEFAULT_FOLD_LIMIT }
+        ConstantFolding {
+            limit: DEFAULT_FOLD_LIMIT,
+        }
     }
 }
 
@@ -47,9 +50,17 @@ impl Pass for ConstantFolding {
 
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let cx = GraphCx::main(model);
-        let shapes = whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
+        let shapes =
+            whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         let mut report = PassReport::default();
-        fold_graph(&mut model.graph, cx, &HashMap::new(), &shapes, self.limit, &mut report);
+        fold_graph(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &shapes,
+            self.limit,
+            &mut report,
+        );
         Ok(report)
     }
 }
@@ -98,7 +109,8 @@ fn fold_graph(
     report: &mut PassReport,
 ) {
     let (folded, keep_values) = {
-        let outer_refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
+        let outer_refs: HashMap<String, &Tensor> =
+            outer.iter().map(|(k, v)| (k.clone(), v)).collect();
         let mut consts = Constants {
             tensors: scope::constants(g, &cx, &outer_refs),
             values: HashMap::new(),
@@ -144,43 +156,73 @@ fn plan(
     report: &mut PassReport,
 ) -> Vec<Folded> {
     let mut folded = Vec::new();
+    // Outputs of Shape nodes whose dims are only partly known.
+    let mut partial: HashMap<String, Vec<Option<i64>>> = HashMap::new();
     for (pos, (ix, n)) in g.nodes().enumerate() {
-        if n.domain() != "" || n.op_type() == "Constant" || n.inputs().iter().all(String::is_empty) {
+        if n.domain() != "" || n.op_type() == "Constant" || n.inputs().iter().all(String::is_empty)
+        {
             continue;
         }
         if n.subgraphs().next().is_some() {
             continue;
         }
         let op = n.op_type();
-        // Shape/Size of a value with statically known dims.
+        // Shape/Size of a value whose (selected) dims are statically known.
         if matches!(op, "Shape" | "Size") && !consts.is_constant(&n.inputs()[0]) {
-            if let Some(dims) = shapes.get(&n.inputs()[0]).and_then(|s| s.known_dims()) {
-                let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-                let v = if op == "Shape" {
-                    eval::shape_of(&dims, n)
-                } else {
-                    Ok(Value::from_vec(vec![], &[dims.iter().product::<usize>() as i64]))
-                };
-                if let (Ok(v), Some(out)) = (v, n.outputs().first()) {
+            let Some(out) = n.outputs().first().filter(|o| !o.is_empty()) else { continue };
+            let known = match op {
+                "Shape" => partial::partial_shape(n, shapes),
+                _ => None,
+            };
+            let v = match (&known, shapes.get(&n.inputs()[0]).and_then(|s| s.known_dims())) {
+                (Some(dims), _) if dims.iter().all(Option::is_some) => {
+                    let d: Vec<i64> = dims.iter().flatten().copied().collect();
+                    Some(Value::from_vec(vec![d.len()], &d))
+                }
+                (None, Some(dims)) if op == "Size" => {
+                    Some(Value::from_vec(vec![], &[dims.iter().product::<u64>() as i64]))
+                }
+                _ => None,
+            };
+            match v {
+                Some(v) => {
                     report.changes.push(format!("folded {} from the static shape -> {out}: {}", n.label(pos), describe(&v)));
                     consts.values.insert(out.clone(), v.clone());
                     folded.push(Folded { node: ix, outputs: vec![(out.clone(), v)] });
                 }
+                None => {
+                    if let Some(p) = known {
+                        partial.insert(out.clone(), p);
+                    }
+                }
             }
             continue;
         }
-        if !n.inputs().iter().all(|i| i.is_empty() || consts.is_constant(i)) {
+        let rest_constant = n.inputs().iter().skip(1).all(|i| i.is_empty() || consts.is_constant(i));
+        if let (true, Some(shape)) = (matches!(op, "Gather" | "Slice") && rest_constant, partial.get(&n.inputs()[0])) {
+            for i in n.inputs().iter().skip(1).filter(|i| !i.is_empty()) {
+                let _ = consts.get(i);
+            }
+            let rest: Vec<Option<&Value>> = n.inputs().iter().map(|i| consts.values.get(i)).collect();
+            if let (Some(v), Some(out)) = (partial::select_known(n, shape, &rest, cx.opset), n.outputs().first()) {
+                report.changes.push(format!("folded {} from the known dims -> {out}: {}", n.label(pos), describe(&v)));
+                consts.values.insert(out.clone(), v.clone());
+                folded.push(Folded { node: ix, outputs: vec![(out.clone(), v)] });
+            }
             continue;
         }
-        let mut inputs: Vec<Option<Value>> = Vec::new();
+        if !n
+            .inputs()
+            .iter()
+            .all(|i| i.is_empty() || consts.is_constant(i))
+        {
+            continue;
+        }
+        // Convert (and cache) every input first, then borrow them all: no copies.
         let mut failed = None;
-        for i in n.inputs() {
-            if i.is_empty() {
-                inputs.push(None);
-                continue;
-            }
+        for i in n.inputs().iter().filter(|i| !i.is_empty()) {
             match consts.get(i) {
-                Some(Ok(v)) => inputs.push(Some(v.clone())),
+                Some(Ok(_)) => {}
                 Some(Err(e)) => failed = Some(format!("input {i:?}: {e}")),
                 None => failed = Some(format!("input {i:?} is not constant")),
             }
@@ -189,19 +231,33 @@ fn plan(
             report.skipped.push(format!("{}: {why}", n.label(pos)));
             continue;
         }
-        let budget = budget_for(n.inputs(), &inputs, uses, cx, g, limit);
-        let refs: Vec<Option<&Value>> = inputs.iter().map(Option::as_ref).collect();
+        let refs: Vec<Option<&Value>> = n.inputs().iter().map(|i| consts.values.get(i)).collect();
+        let budget = budget_for(n.inputs(), &refs, uses, cx, g, limit);
         match eval::eval(n, &refs, cx.opset, budget) {
             Ok(outs) if outs.len() == n.outputs().len() => {
-                let outputs: Vec<(String, Value)> = n.outputs().iter().cloned().zip(outs).filter(|(name, _)| !name.is_empty()).collect();
-                let shown: Vec<String> = outputs.iter().map(|(name, v)| format!("{name}: {}", describe(v))).collect();
-                report.changes.push(format!("folded {} -> {}", n.label(pos), shown.join(", ")));
+                let outputs: Vec<(String, Value)> = n
+                    .outputs()
+                    .iter()
+                    .cloned()
+                    .zip(outs)
+                    .filter(|(name, _)| !name.is_empty())
+                    .collect();
+                let shown: Vec<String> = outputs
+                    .iter()
+                    .map(|(name, v)| format!("{name}: {}", describe(v)))
+                    .collect();
+                report
+                    .changes
+                    .push(format!("folded {} -> {}", n.label(pos), shown.join(", ")));
                 for (name, v) in &outputs {
                     consts.values.insert(name.clone(), v.clone());
                 }
                 folded.push(Folded { node: ix, outputs });
             }
-            Ok(_) => report.skipped.push(format!("{}: kernel returned the wrong number of outputs", n.label(pos))),
+            Ok(_) => report.skipped.push(format!(
+                "{}: kernel returned the wrong number of outputs",
+                n.label(pos)
+            )),
             Err(e) => report.skipped.push(format!("{}: {e}", n.label(pos))),
         }
     }
@@ -210,11 +266,20 @@ fn plan(
 
 /// The byte budget of one node's outputs: the limit, or the size of its constant inputs
 /// when this node is their only user (folding then replaces data, it does not add any).
-fn budget_for(names: &[String], inputs: &[Option<Value>], uses: &Uses, cx: &GraphCx, g: &Graph, limit: u64) -> u64 {
+fn budget_for(
+    names: &[String],
+    inputs: &[Option<&Value>],
+    uses: &Uses,
+    cx: &GraphCx,
+    g: &Graph,
+    limit: u64,
+) -> u64 {
     let mut own = 0u64;
     for (name, v) in names.iter().zip(inputs) {
         let Some(v) = v else { continue };
-        let exclusive = uses.consumers(name).len() == 1 && !uses.is_output(name) && scope::is_constant_init(g, name, cx);
+        let exclusive = uses.consumers(name).len() == 1
+            && !uses.is_output(name)
+            && scope::is_constant_init(g, name, cx);
         if !exclusive {
             return limit;
         }
@@ -243,7 +308,11 @@ fn apply(g: &mut Graph, cx: &GraphCx, folded: Vec<Folded>) {
     let mut new_inits = Vec::new();
     for f in &folded {
         for (name, v) in &f.outputs {
-            let live = uses.is_output(name) || uses.consumers(name).iter().any(|u| !doomed.contains(&u.node));
+            let live = uses.is_output(name)
+                || uses
+                    .consumers(name)
+                    .iter()
+                    .any(|u| !doomed.contains(&u.node));
             if live {
                 new_inits.push(v.to_tensor(name));
             }

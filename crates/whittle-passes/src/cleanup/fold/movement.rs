@@ -1,7 +1,10 @@
 //! Data-movement kernels: they copy elements as bytes, so every whole-byte dtype folds.
 //! `Reshape`, `Flatten`, `Transpose`, `Concat`, `Squeeze`, `Unsqueeze`, `Gather`, `Slice`,
 //! `Expand`, `Tile`, `Split`.
-use super::value::{FoldResult, Value, broadcast_dims, broadcast_index, elem_size, invalid, norm_axis, numel, strides};
+use super::value::{
+    FoldResult, Value, broadcast_dims, broadcast_index, elem_size, invalid, norm_axis, numel,
+    strides,
+};
 
 /// The output dims of `Reshape(data of dims, shape)` (`0` copies the input dim unless
 /// `allow_zero`, one `-1` is inferred).
@@ -16,7 +19,9 @@ pub fn reshape_dims(dims: &[usize], shape: &[i64], allow_zero: bool) -> FoldResu
                 out.push(1);
             }
             0 if !allow_zero => out.push(*dims.get(i).ok_or_else(|| {
-                super::value::FoldError::Invalid(format!("Reshape: 0 at position {i} past the input rank"))
+                super::value::FoldError::Invalid(format!(
+                    "Reshape: 0 at position {i} past the input rank"
+                ))
             })?),
             s if s >= 0 => out.push(s as usize),
             s => return invalid(format!("Reshape: bad dim {s}")),
@@ -25,7 +30,9 @@ pub fn reshape_dims(dims: &[usize], shape: &[i64], allow_zero: bool) -> FoldResu
     let known = numel(&out)?;
     if let Some(i) = infer {
         if known == 0 || total % known != 0 {
-            return invalid(format!("Reshape: cannot infer -1 for {total} elements into {shape:?}"));
+            return invalid(format!(
+                "Reshape: cannot infer -1 for {total} elements into {shape:?}"
+            ));
         }
         out[i] = total / known;
     } else if known != total {
@@ -46,13 +53,19 @@ pub fn flatten(a: &Value, axis: i64) -> FoldResult<Value> {
         return invalid(format!("Flatten axis {axis} for rank {r}"));
     }
     let (outer, inner) = a.dims.split_at(ax as usize);
-    Ok(Value { dims: vec![outer.iter().product(), inner.iter().product()], ..a.clone() })
+    Ok(Value {
+        dims: vec![outer.iter().product(), inner.iter().product()],
+        ..a.clone()
+    })
 }
 
 pub fn transpose(a: &Value, perm: Option<&[i64]>) -> FoldResult<Value> {
     let r = a.rank();
     let perm: Vec<usize> = match perm {
-        Some(p) => p.iter().map(|&x| norm_axis(x, r)).collect::<FoldResult<_>>()?,
+        Some(p) => p
+            .iter()
+            .map(|&x| norm_axis(x, r))
+            .collect::<FoldResult<_>>()?,
         None => (0..r).rev().collect(),
     };
     let mut seen = vec![false; r];
@@ -84,7 +97,11 @@ pub fn transpose(a: &Value, perm: Option<&[i64]>) -> FoldResult<Value> {
             counter[ax] = 0;
         }
     }
-    Ok(Value { dtype: a.dtype, dims: out_dims, bytes })
+    Ok(Value {
+        dtype: a.dtype,
+        dims: out_dims,
+        bytes,
+    })
 }
 
 pub fn concat(inputs: &[&Value], axis: i64) -> FoldResult<Value> {
@@ -111,12 +128,19 @@ pub fn concat(inputs: &[&Value], axis: i64) -> FoldResult<Value> {
             bytes.extend_from_slice(&v.bytes[o * chunk..(o + 1) * chunk]);
         }
     }
-    Ok(Value { dtype: first.dtype, dims: out_dims, bytes })
+    Ok(Value {
+        dtype: first.dtype,
+        dims: out_dims,
+        bytes,
+    })
 }
 
 pub fn unsqueeze(a: &Value, axes: &[i64]) -> FoldResult<Value> {
     let r = a.rank() + axes.len();
-    let mut axes: Vec<usize> = axes.iter().map(|&x| norm_axis(x, r)).collect::<FoldResult<_>>()?;
+    let mut axes: Vec<usize> = axes
+        .iter()
+        .map(|&x| norm_axis(x, r))
+        .collect::<FoldResult<_>>()?;
     axes.sort_unstable();
     if axes.windows(2).any(|w| w[0] == w[1]) {
         return invalid("Unsqueeze axes repeat");
@@ -131,13 +155,19 @@ pub fn unsqueeze(a: &Value, axes: &[i64]) -> FoldResult<Value> {
 pub fn squeeze(a: &Value, axes: Option<&[i64]>) -> FoldResult<Value> {
     let r = a.rank();
     let drop: Vec<usize> = match axes {
-        Some(axes) => axes.iter().map(|&x| norm_axis(x, r)).collect::<FoldResult<_>>()?,
+        Some(axes) => axes
+            .iter()
+            .map(|&x| norm_axis(x, r))
+            .collect::<FoldResult<_>>()?,
         None => (0..r).filter(|&i| a.dims[i] == 1).collect(),
     };
     if drop.iter().any(|&i| a.dims[i] != 1) {
         return invalid("Squeeze of an axis whose size is not 1");
     }
-    let dims = (0..r).filter(|i| !drop.contains(i)).map(|i| a.dims[i]).collect();
+    let dims = (0..r)
+        .filter(|i| !drop.contains(i))
+        .map(|i| a.dims[i])
+        .collect();
     Ok(Value { dims, ..a.clone() })
 }
 
@@ -162,7 +192,11 @@ pub fn gather(a: &Value, indices: &Value, axis: i64) -> FoldResult<Value> {
             bytes.extend_from_slice(&a.bytes[start..start + inner]);
         }
     }
-    Ok(Value { dtype: a.dtype, dims: out_dims, bytes })
+    Ok(Value {
+        dtype: a.dtype,
+        dims: out_dims,
+        bytes,
+    })
 }
 
 /// The resolved `(start, step, count)` of one sliced axis of size `dim`, clamped as the
@@ -177,7 +211,11 @@ pub fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> FoldResult<(i
     }
     let fix = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
     let (s, e) = (fix(start), fix(end));
-    let (s, e) = if step > 0 { (s.clamp(0, d), e.clamp(0, d)) } else { (s.clamp(0, d - 1), e.clamp(-1, d - 1)) };
+    let (s, e) = if step > 0 {
+        (s.clamp(0, d), e.clamp(0, d))
+    } else {
+        (s.clamp(0, d - 1), e.clamp(-1, d - 1))
+    };
     let count = if step > 0 && e > s {
         (e - s + step - 1) / step
     } else if step < 0 && s > e {
@@ -188,14 +226,23 @@ pub fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> FoldResult<(i
     Ok((s, step, count as usize))
 }
 
-pub fn slice(a: &Value, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, steps: Option<&[i64]>) -> FoldResult<Value> {
+pub fn slice(
+    a: &Value,
+    starts: &[i64],
+    ends: &[i64],
+    axes: Option<&[i64]>,
+    steps: Option<&[i64]>,
+) -> FoldResult<Value> {
     let r = a.rank();
     if starts.len() != ends.len() {
         return invalid("Slice starts and ends differ in length");
     }
     let mut ranges: Vec<(i64, i64, usize)> = a.dims.iter().map(|&d| (0, 1, d)).collect();
     for k in 0..starts.len() {
-        let ax = norm_axis(axes.map_or(k as i64, |x| x.get(k).copied().unwrap_or(k as i64)), r)?;
+        let ax = norm_axis(
+            axes.map_or(k as i64, |x| x.get(k).copied().unwrap_or(k as i64)),
+            r,
+        )?;
         let step = steps.and_then(|s| s.get(k).copied()).unwrap_or(1);
         ranges[ax] = slice_range(a.dims[ax], starts[k], ends[k], step)?;
     }
@@ -206,7 +253,9 @@ pub fn slice(a: &Value, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, step
     let mut bytes = Vec::with_capacity(n * size);
     let mut counter = vec![0usize; r];
     for _ in 0..n {
-        let flat: i64 = (0..r).map(|i| (ranges[i].0 + ranges[i].1 * counter[i] as i64) * st[i] as i64).sum();
+        let flat: i64 = (0..r)
+            .map(|i| (ranges[i].0 + ranges[i].1 * counter[i] as i64) * st[i] as i64)
+            .sum();
         let f = flat as usize;
         bytes.extend_from_slice(&a.bytes[f * size..(f + 1) * size]);
         for ax in (0..r).rev() {
@@ -217,7 +266,11 @@ pub fn slice(a: &Value, starts: &[i64], ends: &[i64], axes: Option<&[i64]>, step
             counter[ax] = 0;
         }
     }
-    Ok(Value { dtype: a.dtype, dims: out_dims, bytes })
+    Ok(Value {
+        dtype: a.dtype,
+        dims: out_dims,
+        bytes,
+    })
 }
 
 /// Gathers elements of `a` at the flat indices `idx` into a value of dims `dims`.
@@ -227,7 +280,11 @@ fn take(a: &Value, idx: &[usize], dims: Vec<usize>) -> FoldResult<Value> {
     for &i in idx {
         bytes.extend_from_slice(&a.bytes[i * size..(i + 1) * size]);
     }
-    Ok(Value { dtype: a.dtype, dims, bytes })
+    Ok(Value {
+        dtype: a.dtype,
+        dims,
+        bytes,
+    })
 }
 
 pub fn expand(a: &Value, shape: &[usize]) -> FoldResult<Value> {
@@ -245,7 +302,11 @@ pub fn tile(a: &Value, repeats: &[usize]) -> FoldResult<Value> {
     let mut idx = Vec::with_capacity(n);
     let mut counter = vec![0usize; out.len()];
     for _ in 0..n {
-        idx.push((0..out.len()).map(|i| (counter[i] % a.dims[i].max(1)) * st[i]).sum());
+        idx.push(
+            (0..out.len())
+                .map(|i| (counter[i] % a.dims[i].max(1)) * st[i])
+                .sum(),
+        );
         for ax in (0..out.len()).rev() {
             counter[ax] += 1;
             if counter[ax] < out[ax] {
@@ -260,8 +321,11 @@ pub fn tile(a: &Value, repeats: &[usize]) -> FoldResult<Value> {
 /// `Split` along `axis` into pieces of the given sizes.
 pub fn split(a: &Value, axis: i64, sizes: &[usize]) -> FoldResult<Vec<Value>> {
     let ax = norm_axis(axis, a.rank())?;
-    if sizes.iter().sum::<usize>() != a.dims[ax] {
-        return invalid(format!("Split sizes {sizes:?} do not sum to {}", a.dims[ax]));
+    if sizes.iter().try_fold(0usize, |acc, &s| acc.checked_add(s)) != Some(a.dims[ax]) {
+        return invalid(format!(
+            "Split sizes {sizes:?} do not sum to {}",
+            a.dims[ax]
+        ));
     }
     let mut out = Vec::with_capacity(sizes.len());
     let mut start = 0i64;

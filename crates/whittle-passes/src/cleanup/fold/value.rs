@@ -22,7 +22,10 @@ impl std::fmt::Display for FoldError {
         match self {
             FoldError::Unsupported(m) => write!(f, "unsupported: {m}"),
             FoldError::TooBig { bytes, budget } => {
-                write!(f, "output would be {bytes} bytes, over the fold limit ({budget} bytes)")
+                write!(
+                    f,
+                    "output would be {bytes} bytes, over the fold limit ({budget} bytes)"
+                )
             }
             FoldError::Invalid(m) => write!(f, "cannot evaluate: {m}"),
         }
@@ -69,15 +72,25 @@ impl Value {
         let dims = t
             .dims()
             .iter()
-            .map(|&d| usize::try_from(d).map_err(|_| FoldError::Invalid(format!("negative dim {d}"))))
+            .map(|&d| {
+                usize::try_from(d).map_err(|_| FoldError::Invalid(format!("negative dim {d}")))
+            })
             .collect::<FoldResult<Vec<_>>>()?;
-        let bytes = t.le_bytes().map_err(|e| FoldError::Invalid(e.to_string()))?.into_owned();
+        let bytes = t
+            .le_bytes()
+            .map_err(|e| FoldError::Invalid(e.to_string()))?
+            .into_owned();
         Ok(Value { dtype, dims, bytes })
     }
 
     pub fn to_tensor(&self, name: &str) -> Tensor {
         let dims = self.dims.iter().map(|&d| d as i64).collect();
-        Tensor::new_raw(name, self.dtype, dims, bytes::Bytes::from(self.bytes.clone()))
+        Tensor::new_raw(
+            name,
+            self.dtype,
+            dims,
+            bytes::Bytes::from(self.bytes.clone()),
+        )
     }
 
     pub fn numel(&self) -> usize {
@@ -94,7 +107,11 @@ impl Value {
         for x in data {
             x.put(&mut bytes);
         }
-        Value { dtype: T::DTYPE, dims, bytes }
+        Value {
+            dtype: T::DTYPE,
+            dims,
+            bytes,
+        }
     }
 
     /// The elements as `T`; the dtype must be `T`'s.
@@ -121,7 +138,9 @@ impl Value {
     pub fn to_usizes(&self) -> FoldResult<Vec<usize>> {
         self.to_i64s()?
             .into_iter()
-            .map(|v| usize::try_from(v).map_err(|_| FoldError::Invalid(format!("negative size {v}"))))
+            .map(|v| {
+                usize::try_from(v).map_err(|_| FoldError::Invalid(format!("negative size {v}")))
+            })
             .collect()
     }
 

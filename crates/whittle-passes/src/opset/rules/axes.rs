@@ -291,3 +291,30 @@ pub(super) fn pad_19_down(e: &mut Edit, s: &Step) -> Outcome {
     }
     e.generic_down(s)
 }
+
+/// Down (Reshape-14 → 13): `allowzero=1` only matters when the shape holds a 0; with a
+/// constant shape free of zeros it is dropped.
+pub(super) fn reshape_14_down(e: &mut Edit, s: &Step) -> Outcome {
+    if e.node.attr_int("allowzero") == Some(1) {
+        let shape = match e.const_input(1) {
+            Some(t) => tensor_ints(&t)?,
+            None => {
+                return Err(format!(
+                    "sets allowzero=1 with a shape computed at run time ({:?}), whose zeros {}-{} would read differently",
+                    e.input(1),
+                    s.op,
+                    s.prev
+                ));
+            }
+        };
+        if shape.contains(&0) {
+            return Err(format!(
+                "copies no dims for 0 in its shape (allowzero=1), which {}-{} cannot express",
+                s.op, s.prev
+            ));
+        }
+        e.take_attr("allowzero");
+        e.note("allowzero=1 removed (the constant shape has no 0)");
+    }
+    e.generic_down(s)
+}

@@ -5,9 +5,11 @@
 //! `d = X - ReduceMean(X)`, `Y = d / Sqrt(ReduceMean(d * d) + epsilon) * Scale + B`.
 //! Rounding differs from a fused kernel (float32, a few ulps). Only float32/double inputs
 //! are expanded (for float16 the op computes in float32 with `stash_type`).
+//!
+//! Shape-15's `start`/`end` are a Slice of the full shape (same clamping rules).
 use crate::opset::edit::{Edit, Outcome};
 use crate::opset::table::Step;
-use crate::opset::values::{attr_int, attr_ints, new_node, scalar};
+use crate::opset::values::{attr_int, attr_ints, ints_tensor, new_node, scalar};
 use whittle_ir::DataType;
 
 pub(super) fn layer_norm_down(e: &mut Edit, _: &Step) -> Outcome {
@@ -96,4 +98,39 @@ pub(super) fn layer_norm_down(e: &mut Edit, _: &Step) -> Outcome {
         "expanded into ReduceMean/Sub/Mul/Add/Sqrt/Div over axes {axes:?}"
     ));
     Ok(())
+}
+
+/// Down (Shape-15 → 13): `start`/`end` become a Slice of the whole shape.
+pub(super) fn shape_15_down(e: &mut Edit, s: &Step) -> Outcome {
+    let start = e.take_attr("start").and_then(|a| a.proto.i).unwrap_or(0);
+    let end = e.take_attr("end").and_then(|a| a.proto.i);
+    if start == 0 && end.is_none() {
+        return e.check_types(s);
+    }
+    let y = e.node.outputs().first().cloned().ok_or("has no output")?;
+    let full = e.fresh_value("full");
+    e.node.proto.output[0] = full.clone();
+    let (starts, ends) = (vec![start], vec![end.unwrap_or(i64::MAX)]);
+    let name = e.fresh_value("slice");
+    let slice = if e.target >= 10 {
+        let inputs = [
+            full,
+            e.constant("starts", ints_tensor(&starts))?,
+            e.constant("ends", ints_tensor(&ends))?,
+            e.constant("axes", ints_tensor(&[0]))?,
+        ];
+        new_node("Slice", &name, &inputs, &[y], vec![])
+    } else {
+        let attrs = vec![
+            attr_ints("starts", starts),
+            attr_ints("ends", ends),
+            attr_ints("axes", vec![0]),
+        ];
+        new_node("Slice", &name, &[full], &[y], attrs)
+    };
+    e.after.push(slice);
+    e.note(format!(
+        "start={start}/end={end:?} -> Slice of the whole shape"
+    ));
+    e.check_types(s)
 }

@@ -92,6 +92,9 @@ pub(super) fn down(e: &mut Edit, s: &Step) -> Outcome {
             s.op, s.prev
         ));
     };
+    if !(0..r).contains(&a) {
+        return Err(format!("axis {axis} is out of range for rank {r}"));
+    }
     // Swap `a` with the last axis, normalise the last axis, swap back (a swap is its own inverse).
     let mut perm: Vec<i64> = (0..r).collect();
     perm.swap(a as usize, (r - 1) as usize);

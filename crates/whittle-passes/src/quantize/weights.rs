@@ -1,0 +1,186 @@
+//! Quantizing one constant tensor: per tensor, per channel (one scale per index along an
+//! axis) or block-wise (opset 21: blocks of `block` consecutive elements along an axis,
+//! one scale per block and per index of every other axis).
+//!
+//! Invariants: the scale/zero-point tensors have exactly the shapes `DequantizeLinear`
+//! expects for the layout (rank 0; `[dims[axis]]`; `dims` with `dims[axis]` replaced by
+//! `ceil(dims[axis] / block)`), element `i` of the tensor uses the group [`group_of`] names,
+//! and `dequantized` holds exactly what `DequantizeLinear` computes from the written tensors
+//! (rounded to the weight's float type).
+use super::scheme::{self, Params, QuantType};
+use bytes::Bytes;
+use whittle_ir::{DataType, Tensor};
+
+/// How a tensor is split into quantization groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Layout {
+    PerTensor,
+    PerAxis { axis: usize },
+    Blocked { axis: usize, block: usize },
+}
+
+impl Layout {
+    pub fn describe(self) -> String {
+        match self {
+            Layout::PerTensor => "per-tensor".into(),
+            Layout::PerAxis { axis } => format!("per-channel (axis {axis})"),
+            Layout::Blocked { axis, block } => format!("block {block} (axis {axis})"),
+        }
+    }
+}
+
+/// A quantized tensor and what it dequantizes to.
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    pub values: Vec<i32>,
+    pub params: Vec<Params>,
+    /// Dims of the scale and zero-point tensors.
+    pub param_dims: Vec<i64>,
+    pub dequantized: Vec<f32>,
+}
+
+/// Number of groups and the dims of the parameter tensors.
+pub fn param_dims(dims: &[usize], layout: Layout) -> Vec<usize> {
+    match layout {
+        Layout::PerTensor => vec![],
+        Layout::PerAxis { axis } => vec![dims[axis]],
+        Layout::Blocked { axis, block } => dims
+            .iter()
+            .enumerate()
+            .map(|(k, &d)| if k == axis { d.div_ceil(block) } else { d })
+            .collect(),
+    }
+}
+
+/// The group element `i` (row-major index into `dims`) belongs to.
+pub fn group_of(dims: &[usize], layout: Layout, i: usize) -> usize {
+    match layout {
+        Layout::PerTensor => 0,
+        Layout::PerAxis { axis } => {
+            let inner: usize = dims[axis + 1..].iter().product();
+            (i / inner) % dims[axis]
+        }
+        Layout::Blocked { axis, block } => {
+            let inner: usize = dims[axis + 1..].iter().product();
+            let along = (i / inner) % dims[axis];
+            let outer = i / (inner * dims[axis]);
+            let blocks = dims[axis].div_ceil(block);
+            (outer * blocks + along / block) * inner + i % inner
+        }
+    }
+}
+
+/// Quantizes `values` (shape `dims`) with one set of parameters per group.
+pub fn quantize(
+    values: &[f32],
+    dims: &[usize],
+    layout: Layout,
+    t: QuantType,
+    symmetric: bool,
+    round: fn(f32) -> f32,
+) -> Quantized {
+    let pdims = param_dims(dims, layout);
+    let groups: usize = pdims.iter().product();
+    let mut lo = vec![f32::INFINITY; groups];
+    let mut hi = vec![f32::NEG_INFINITY; groups];
+    let group: Vec<usize> = (0..values.len())
+        .map(|i| group_of(dims, layout, i))
+        .collect();
+    for (&x, &g) in values.iter().zip(&group) {
+        lo[g] = lo[g].min(x);
+        hi[g] = hi[g].max(x);
+    }
+    let params: Vec<Params> = lo
+        .iter()
+        .zip(&hi)
+        .map(|(&a, &b)| {
+            let (a, b) = if a > b { (0.0, 0.0) } else { (a, b) };
+            scheme::params_for_range(a, b, t, symmetric, round)
+        })
+        .collect();
+    let q: Vec<i32> = values
+        .iter()
+        .zip(&group)
+        .map(|(&x, &g)| scheme::quantize_value(x, params[g], t))
+        .collect();
+    let dequantized = q
+        .iter()
+        .zip(&group)
+        .map(|(&v, &g)| round(scheme::dequantize_value(v, params[g])))
+        .collect();
+    Quantized {
+        values: q,
+        params,
+        param_dims: pdims.iter().map(|&d| d as i64).collect(),
+        dequantized,
+    }
+}
+
+/// The float tensor of the scales, in `float_type` (f32 or f16).
+pub fn scale_tensor(name: &str, q: &Quantized, float_type: DataType) -> Tensor {
+    let data: Vec<u8> = if float_type == DataType::FLOAT16 {
+        q.params
+            .iter()
+            .flat_map(|p| half::f16::from_f32(p.scale).to_le_bytes())
+            .collect()
+    } else {
+        q.params
+            .iter()
+            .flat_map(|p| p.scale.to_le_bytes())
+            .collect()
+    };
+    Tensor::new_raw(name, float_type, q.param_dims.clone(), Bytes::from(data))
+}
+
+/// The zero-point tensor (type `t`).
+pub fn zero_point_tensor(name: &str, q: &Quantized, t: QuantType) -> Tensor {
+    let zps: Vec<i32> = q.params.iter().map(|p| p.zero_point).collect();
+    Tensor::new_raw(name, t.dtype(), q.param_dims.clone(), scheme::pack(&zps, t))
+}
+
+/// The quantized values as a tensor of type `t` and shape `dims`.
+pub fn values_tensor(name: &str, q: &Quantized, t: QuantType, dims: &[i64]) -> Tensor {
+    Tensor::new_raw(name, t.dtype(), dims.to_vec(), scheme::pack(&q.values, t))
+}
+
+/// The rounding a float type's stored scales go through.
+pub fn rounding_for(float_type: DataType) -> fn(f32) -> f32 {
+    if float_type == DataType::FLOAT16 {
+        scheme::through_f16
+    } else {
+        scheme::keep_f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::scheme::keep_f32;
+
+    #[test]
+    fn groups_per_axis_and_blocked() {
+        let got: Vec<usize> = (0..6)
+            .map(|i| group_of(&[3, 2], Layout::PerAxis { axis: 0 }, i))
+            .collect();
+        assert_eq!(got, vec![0, 0, 1, 1, 2, 2]);
+        let got: Vec<usize> = (0..6)
+            .map(|i| group_of(&[3, 2], Layout::PerAxis { axis: 1 }, i))
+            .collect();
+        assert_eq!(got, vec![0, 1, 0, 1, 0, 1]);
+        // [5, 2] blocked along axis 0 with block 2: params [3, 2]
+        let l = Layout::Blocked { axis: 0, block: 2 };
+        assert_eq!(param_dims(&[5, 2], l), vec![3, 2]);
+        let got: Vec<usize> = (0..10).map(|i| group_of(&[5, 2], l, i)).collect();
+        assert_eq!(got, vec![0, 1, 0, 1, 2, 3, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn per_channel_symmetric_int8() {
+        let w = [1.0f32, -0.5, 0.25, 2.54, -1.27, 0.0];
+        let q = quantize(&w, &[2, 3], Layout::PerAxis { axis: 0 }, QuantType::Int8, true, keep_f32);
+        assert_eq!(q.param_dims, vec![2]);
+        assert_eq!(q.params[0].scale, 1.0 / 127.0);
+        assert_eq!(q.values[..3], [127, -64, 32]); // -63.5 → -64 (even), 31.75 → 32
+        assert_eq!(q.values[3..], [127, -64, 0]); // -63.5 → -64
+    }
+}
