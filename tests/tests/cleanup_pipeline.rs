@@ -172,3 +172,115 @@ fn legacy_ir3_weights_listed_as_inputs_stay_in_step() {
     assert!(inputs.contains(&"x"));
     assert_same_in_ort(&m, &after, 1e-5, &[]);
 }
+
+#[test]
+fn folds_inside_branches_move_up_and_merge() {
+    // Both branches reorder the same outer weight (as LSTM exports do per sample rate):
+    // the folded copies move to the main graph, merge, and the original goes.
+    let branch = |name: &str, out: &str, k: &str| {
+        graph(
+            name,
+            vec![],
+            vec![vi(out, "f32[2,4]")],
+            vec![i64v(k, &[2], &[1, 0])],
+            vec![
+                n(
+                    "Transpose",
+                    "w",
+                    &format!("{out}_wt"),
+                    vec![ints("perm", &[1, 0])],
+                ),
+                n("MatMul", &format!("x, {out}_wt"), out, vec![]),
+            ],
+        )
+    };
+    let g = graph(
+        "branches",
+        vec![vi("x", "f32[2,3]"), vi("cond", "bool[]")],
+        vec![vi("y", "f32[2,4]")],
+        vec![f32r("w", &[4, 3], 7)],
+        vec![n(
+            "If",
+            "cond",
+            "y",
+            vec![
+                graph_attr("then_branch", branch("then", "t", "k1")),
+                graph_attr("else_branch", branch("else", "e", "k2")),
+            ],
+        )],
+    );
+    let m = model(g, 17);
+    let mut after = m.clone();
+    insta::assert_snapshot!(
+        "branch_folds_merge",
+        run_pipeline(&mut after, &CleanupOptions::default())
+    );
+    assert_eq!(
+        after.graph.initializers.len(),
+        1,
+        "one shared copy in the main graph"
+    );
+    assert_same_in_ort(&m, &after, 0.0, &[]);
+    assert_same_in_ort(&m, &after, 0.0, &["--seed", "1"]);
+}
+
+#[test]
+fn nonsense_constant_nodes_are_left_alone_with_reasons() {
+    // Structurally valid, semantically broken: every pass must leave these nodes be
+    // (and say why) rather than panic or write a wrong constant.
+    let g = graph(
+        "broken",
+        vec![vi("x", "f32[2,3]")],
+        vec![
+            vi("y1", "f32[?]"),
+            vi("y2", "f32[?]"),
+            vi("y3", "f32[?]"),
+            vi("y4", "i64[?]"),
+            vi("y5", "f32[?]"),
+            vi("y6", "f32[?]"),
+        ],
+        vec![
+            f32r("data", &[2, 3], 1),
+            i64v("far", &[1], &[7]),
+            i64v("bad_shape", &[2], &[4, 4]),
+            i64v("zero_step", &[1], &[0]),
+            i64v("s", &[1], &[0]),
+            i64v("big", &[1], &[i64::MAX]),
+            i64v("zero", &[], &[0]),
+            f32r("w0", &[0, 3, 1, 1], 2),
+            f32v("short", &[1], &[1.0]),
+        ],
+        vec![
+            n("Gather", "data, far", "y1", vec![]),
+            n("Reshape", "data, bad_shape", "y2", vec![]),
+            n("Slice", "data, s, big, s, zero_step", "y3", vec![]),
+            n("Div", "far, zero", "y4", vec![]),
+            n("Conv", "x, w0", "c", vec![]),
+            n(
+                "BatchNormalization",
+                "c, short, short, short, short",
+                "y5",
+                vec![],
+            ),
+            n("Concat", "data, far", "y6", vec![int("axis", 5)]),
+        ],
+    );
+    let mut m = model(g, 17);
+    let text = run_pipeline(&mut m, &CleanupOptions::default());
+    for node in ["y1", "y2", "y3", "y4", "y5", "y6"] {
+        assert!(
+            text.contains(&format!("-> {node}")),
+            "{node} was rewritten:\n{text}"
+        );
+    }
+    for why in [
+        "out of range",
+        "do not fit",
+        "step 0",
+        "division by zero",
+        "axis 5 out of range",
+        "do not have 1 output channels",
+    ] {
+        assert!(text.contains(why), "no report of {why:?}:\n{text}");
+    }
+}

@@ -5,6 +5,7 @@
 //! - for every file the onnx library would write byte-for-byte the same (its canonical
 //!   encoding), whittle's output is byte-identical to the file;
 //! - saving through `whittle_ir::save` writes those same bytes.
+//!
 //! Files that are not byte-identical are listed with the reason in
 //! `target/corpus-roundtrip.txt`.
 use std::ffi::OsStr;

@@ -110,10 +110,16 @@ fn concat_groups_explain_snapshot() {
 #[test]
 fn depthwise_and_split_explain_snapshots() {
     let dw = explain(&data("depthwise_zero.onnx"));
-    assert!(dw.contains("dw: group attribute follows the channel count"), "{dw}");
+    assert!(
+        dw.contains("dw: group attribute follows the channel count"),
+        "{dw}"
+    );
     insta::assert_snapshot!("depthwise_explain", dw);
     let split = explain(&data("split_zero.onnx"));
-    assert!(split.contains("split: Split sizes follow the channel count"), "{split}");
+    assert!(
+        split.contains("split: Split sizes follow the channel count"),
+        "{split}"
+    );
     insta::assert_snapshot!("split_explain", split);
 }
 
@@ -234,6 +240,11 @@ fn zero_channels_of_a_chain_and_an_mlp_prune_exactly() {
     assert_eq!(dims(&out, "conv2.weight"), vec![5, 6, 3, 3]);
     assert_eq!(dims(&out, "fc1.weight"), vec![6, 5]);
     assert_eq!(dims(&out, "fc2.weight"), vec![3, 6]);
+    // Every intermediate's channels changed: their value_info (stale, and fatal to
+    // onnxruntime's shape merge) is gone.
+    let m = Model::load(&out).unwrap();
+    let left: Vec<&str> = m.graph.proto.value_info.iter().map(|v| v.name()).collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

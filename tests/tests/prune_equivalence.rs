@@ -83,7 +83,11 @@ fn check(model: &Path, args: &[&str], options: PruneOptions, shape: &str, atol: 
     );
     assert!(cmp.is_ok(), "{}: {cmp:?}", model.display());
     if let Ok(v) = &cmp {
-        eprintln!("{}: max_abs_diff {}", model.display(), v["outputs"][0]["max_abs_diff"]);
+        eprintln!(
+            "{}: max_abs_diff {}",
+            model.display(),
+            v["outputs"][0]["max_abs_diff"]
+        );
     }
     // And the model did shrink.
     let before = std::fs::metadata(model).unwrap().len();

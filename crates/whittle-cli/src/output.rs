@@ -42,13 +42,13 @@ pub fn check_not_overwriting(outputs: &[PathBuf], inputs: &[PathBuf], force: boo
     }
     let inputs: Vec<PathBuf> = inputs.iter().filter_map(|p| resolved(p)).collect();
     for out in outputs {
-        if let Some(o) = resolved(out) {
-            if inputs.contains(&o) {
-                bail!(
-                    "{}: refusing to overwrite an input file (pass --force to allow it)",
-                    out.display()
-                );
-            }
+        if let Some(o) = resolved(out)
+            && inputs.contains(&o)
+        {
+            bail!(
+                "{}: refusing to overwrite an input file (pass --force to allow it)",
+                out.display()
+            );
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ leave the outputs equal to the original's (the strongest check of the coupling l
   chain_zero.onnx      Conv(3->8)+BN+Relu -> Conv(8->6)+BN+Relu -> GlobalAveragePool ->
                        Flatten -> Gemm(6->8)+Relu -> Gemm(8->3).
                        zero: conv1 {1,5}, conv2 {2}, fc1 hidden {0,7}.  --ratio 0.25 --criterion l1
+                       Carries value_info for every intermediate (onnx shape inference).
   concat_zero.onnx     convA(4->6)+BN+Relu and convB(4->6)+Relu joined by a residual Add,
                        Concat with convC(4->4)+Relu on the channel axis, per-channel Mul
                        [1,10,1,1], convD(10->5)+Relu, GlobalAveragePool, Flatten, Gemm(5->3).
@@ -98,11 +99,13 @@ def node(op, ins, outs, name, **attrs):
     return helper.make_node(op, ins, outs, name=name, **attrs)
 
 
-def save(name, nodes, inits, inputs, outputs, opsets=(("", 17),)):
+def save(name, nodes, inits, inputs, outputs, opsets=(("", 17),), value_info=False):
     g = helper.make_graph(nodes, name, inputs, outputs, initializer=inits)
     m = helper.make_model(g, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets],
                           producer_name="whittle-tests")
     m.ir_version = 8
+    if value_info:
+        m = onnx.shape_inference.infer_shapes(m)
     if all(d == "" for d, _ in opsets):
         onnx.checker.check_model(m, full_check=True)
     onnx.save(m, HERE / name)
@@ -122,7 +125,8 @@ def chain_zero():
         node("GlobalAveragePool", ["r2"], ["gap"], "gap"), node("Flatten", ["gap"], ["flat"], "flatten"),
         gemm_node("fc1", "flat", "h"), node("Relu", ["h"], ["hr"], "relu3"), gemm_node("fc2", "hr", "y"),
     ]
-    save("chain_zero.onnx", nodes, inits, [f32("x", "N", 3, 8, 8)], [f32("y", "N", 3)])
+    save("chain_zero.onnx", nodes, inits, [f32("x", "N", 3, 8, 8)], [f32("y", "N", 3)],
+         value_info=True)
 
 
 def concat_zero():

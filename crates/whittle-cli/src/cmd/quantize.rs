@@ -124,6 +124,9 @@ pub struct QuantizeArgs {
     /// fp16: keep float32 graph inputs and outputs (Casts inside the model).
     #[arg(long)]
     pub keep_io_types: bool,
+    /// With --calib: do not run the float and quantized models to measure the error.
+    #[arg(long)]
+    pub no_measure: bool,
     /// Run the clean-up passes first (fold BatchNorm into Conv, …). Default in static mode.
     #[arg(long, conflicts_with = "no_optimize")]
     pub optimize: bool,
@@ -182,8 +185,8 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         (None, false, _) => Granularity::PerChannel,
     };
     let weight_type = qtype(args.dtype);
-    if mode == Mode::Dynamic && weight_type != QuantType::Int8 && !args.conv_integer {
-        bail!("--mode dynamic writes MatMulInteger with int8 weights (what onnxruntime runs fast on CPU); use --dtype int8");
+    if mode == Mode::Dynamic && weight_type.bits() != 8 {
+        bail!("--mode dynamic writes MatMulInteger/ConvInteger, which take 8-bit weights: use --dtype int8 (or uint8)");
     }
     if mode == Mode::Static && weight_type.bits() != 8 {
         bail!("--mode static quantizes weights to int8 or uint8 (int4 is for --mode weight)");
@@ -304,8 +307,8 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     t.save = step.elapsed().as_secs_f64();
     let step = Instant::now();
     let error = match &args.calib {
-        Some(path) => Some(calibrate::measure(&float_model, &model, &report, path, &args.backend, &mut notes)?),
-        None => None,
+        Some(path) if !args.no_measure => Some(calibrate::measure(&float_model, &model, &report, path, &args.backend, &mut notes)?),
+        _ => None,
     };
     t.measure = step.elapsed().as_secs_f64();
     t.total = started.elapsed().as_secs_f64();

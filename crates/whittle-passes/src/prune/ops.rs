@@ -97,6 +97,15 @@ pub(super) fn classify(n: &Node) -> Op {
 }
 
 pub(super) fn apply(b: &mut Builder, n: &Node, label: &str, op: Op) {
+    let layer = matches!(op, Op::Conv | Op::Gemm | Op::MatMul | Op::BatchNorm);
+    if layer && n.inputs().iter().skip(1).any(|i| b.layouts.contains_key(i)) {
+        let why = format!(
+            "{label}: channels reach a parameter input of {}",
+            n.op_type()
+        );
+        b.block_values(n.inputs(), &why);
+        return;
+    }
     let result = match op {
         Op::Conv => conv(b, n, label),
         Op::Gemm => gemm(b, n, label),
@@ -243,7 +252,11 @@ fn gemm(b: &mut Builder, n: &Node, label: &str) -> Rule {
     let out = open(b, n, label, size, 1, 2);
     b.register(&w, out_axis, &out, Role::Producer, label);
     if let Some(c) = input(n, 2) {
-        let cd = init_dims(b, Some(c)).ok_or("Gemm C is not an initializer")?;
+        // The output space is open: a C the analysis cannot shrink blocks it, not the input.
+        let Some(cd) = init_dims(b, Some(c)) else {
+            b.block(&out.segs, &format!("{label}: Gemm C is not an initializer"));
+            return Ok(());
+        };
         match cd.as_slice() {
             [k] if *k as u64 == size && size > 1 => b.register(c, 0, &out, Role::Bias, label),
             [_, k] if *k as u64 == size && size > 1 => b.register(c, 1, &out, Role::Bias, label),

@@ -61,13 +61,13 @@ pub fn run(
                 None => {}
                 Some(Err(mut e)) => {
                     e.macs = m;
-                    report.nodes.push(e);
+                    found.push(Err(e));
                 }
                 Some(Ok(mut c)) => {
                     c.entry.macs = m;
                     match why_not(g, &c, opts) {
-                        Some(why) => report.nodes.push(c.entry.skipped(why)),
-                        None => found.push(c),
+                        Some(why) => found.push(Err(c.entry.skipped(why))),
+                        None => found.push(Ok(c)),
                     }
                 }
             }
@@ -111,6 +111,8 @@ struct Rewrite {
     at: NodeIndex,
     nodes: Vec<Node>,
     tensors: Vec<Tensor>,
+    /// Initializers the rewrite stops reading (removed when nothing else reads them).
+    stale: Vec<String>,
 }
 
 fn node(name: &str, op: &str, inputs: &[&str], output: &str, attributes: Vec<whittle_ir::Attribute>) -> Node {
@@ -133,15 +135,21 @@ fn f32_tensor(name: &str, dims: Vec<i64>, v: &[f32]) -> Tensor {
 fn rewrite(
     g: &mut Graph,
     cx: &GraphCx,
-    found: Vec<Candidate>,
+    found: Vec<Result<Candidate, NodeEntry>>,
     opts: &QuantizeOptions,
     taken: &mut HashSet<String>,
     report: &mut QuantizeReport,
 ) {
     let mut activations: HashMap<String, [String; 3]> = HashMap::new();
     let mut rewrites = Vec::new();
-    let mut replaced = HashSet::new();
-    for mut c in found {
+    for item in found {
+        let mut c = match item {
+            Ok(c) => c,
+            Err(e) => {
+                report.nodes.push(e);
+                continue;
+            }
+        };
         let Some(n) = g.node(c.ix).cloned() else { continue };
         if !cx.can_add_initializers() {
             report.nodes.push(c.entry.skipped("a pre-IR-4 subgraph cannot take new initializers"));
@@ -155,7 +163,7 @@ fn rewrite(
                 continue;
             }
         };
-        let mut rw = Rewrite { at: c.ix, nodes: Vec::new(), tensors: Vec::new() };
+        let mut rw = Rewrite { at: c.ix, nodes: Vec::new(), tensors: Vec::new(), stale: vec![c.weight.clone()] };
         let act = n.inputs()[0].clone();
         let [aq, ascale, azp] = activations
             .entry(act.clone())
@@ -218,11 +226,7 @@ fn rewrite(
         let float_out = scope::unique_name(taken, &format!("{base}_integer_float"));
         let scale_out = scope::unique_name(taken, &format!("{base}_output_scale"));
         let int_op = if is_conv { "ConvInteger" } else { "MatMulInteger" };
-        let attrs = if is_conv {
-            n.attributes.iter().filter(|a| a.proto.name() != "activation").cloned().collect()
-        } else {
-            vec![]
-        };
+        let attrs = if is_conv { n.attributes.clone() } else { vec![] };
         rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_{int_op}")), int_op, &[&aq, wq.name(), &azp, wz.name()], &int_out, attrs));
         rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_cast")), "Cast", &[&int_out], &float_out, vec![int_attribute("to", i64::from(DataType::FLOAT.0))]));
         rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_scales_mul")), "Mul", &[&ascale, ws.name()], &scale_out, vec![]));
@@ -242,14 +246,12 @@ fn rewrite(
             layout.describe().replace(" (axis 1)", "").replace(" (axis 0)", ""),
             if symmetric { "symmetric" } else { "asymmetric" }
         ));
-        let dequantized: Vec<f32> = q.dequantized.iter().map(|x| x * 1.0).collect();
-        c.entry.weight_sqnr_db = scheme::sqnr_db(&w, &dequantized);
+        c.entry.weight_sqnr_db = scheme::sqnr_db(&w, &q.dequantized);
         c.entry.weight_bytes_after = Some(bytes_after);
         report.nodes.push(c.entry);
-        replaced.insert(c.weight.clone());
         rewrites.push(rw);
     }
-    apply(g, cx, rewrites, &replaced);
+    apply(g, cx, rewrites);
 }
 
 /// The bias to add after scaling: Conv's B reshaped to [C, 1, …], Gemm's `beta·C`.
@@ -263,6 +265,7 @@ fn bias_input(g: &Graph, n: &Node, taken: &mut HashSet<String>, rw: &mut Rewrite
             let dims: Vec<i64> = std::iter::once(v.len() as i64).chain(c.dims[2..].iter().map(|_| 1)).collect();
             let name = scope::unique_name(taken, &format!("{base}_bias"));
             rw.tensors.push(f32_tensor(&name, dims, &v));
+            rw.stale.push(b.clone());
             Some(name)
         }
         "Gemm" => {
@@ -274,14 +277,16 @@ fn bias_input(g: &Graph, n: &Node, taken: &mut HashSet<String>, rw: &mut Rewrite
             let v: Vec<f32> = t.to_f32_vec().ok()?.iter().map(|x| x * beta).collect();
             let name = scope::unique_name(taken, &format!("{base}_bias"));
             rw.tensors.push(f32_tensor(&name, t.dims().to_vec(), &v));
+            rw.stale.push(b.clone());
             Some(name)
         }
         _ => None,
     }
 }
 
-fn apply(g: &mut Graph, cx: &GraphCx, rewrites: Vec<Rewrite>, replaced: &HashSet<String>) {
+fn apply(g: &mut Graph, cx: &GraphCx, rewrites: Vec<Rewrite>) {
     let doomed: Vec<NodeIndex> = rewrites.iter().map(|r| r.at).collect();
+    let mut stale = HashSet::new();
     for rw in rewrites {
         for n in rw.nodes {
             g.insert_node_before(rw.at, n);
@@ -289,15 +294,8 @@ fn apply(g: &mut Graph, cx: &GraphCx, rewrites: Vec<Rewrite>, replaced: &HashSet
         for t in rw.tensors {
             scope::add_initializer(g, t, cx);
         }
+        stale.extend(rw.stale);
     }
     g.remove_nodes(&doomed);
-    let mut dead: HashSet<String> = replaced.clone();
-    // Conv biases were copied in a new shape; drop the originals too when unused.
-    dead.extend(g.initializers.iter().map(|t| t.name().to_string()).filter(|n| !replaced.contains(n)).filter(|_| false));
-    drop_unused(g, cx, &dead);
-}
-
-/// Entries for the report when a rewrite is impossible (kept for symmetry with other modes).
-pub fn skipped(entry: NodeEntry, why: &str) -> NodeEntry {
-    entry.skipped(why)
+    drop_unused(g, cx, &stale);
 }

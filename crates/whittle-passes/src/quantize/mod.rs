@@ -10,7 +10,7 @@
 //! | [`weight_mode`], [`nbits`] | `--mode weight` (DequantizeLinear / MatMulNBits) |
 //! | [`fp16`] | `--mode fp16` |
 //! | [`dynamic`] | `--mode dynamic` |
-//! | [`static_qdq`], [`calib`] | `--mode static` and the calibration methods |
+//! | [`static_qdq`], `static_rewrite`, [`calib`] | `--mode static` and the calibration methods |
 //! | [`report`] | the report: per-node status, SQNR, bytes, MAC coverage |
 //!
 //! Invariants:
@@ -37,6 +37,7 @@ pub mod options;
 pub mod report;
 pub mod scheme;
 pub mod static_qdq;
+mod static_rewrite;
 pub mod weight_mode;
 pub mod weights;
 #[cfg(test)]
@@ -86,7 +87,7 @@ pub fn quantize(
                 pass: "quantize".into(),
                 message: "static quantization needs calibration data (--calib FILE.npz)".into(),
             })?;
-            static_qdq::run(model, opts, &macs, calib, &mut report)?
+            static_rewrite::run(model, opts, &macs, calib, &mut report)?
         }
     }
     report.opset_after = model.opset("");

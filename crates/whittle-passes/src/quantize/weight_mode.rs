@@ -191,7 +191,7 @@ pub fn weight_values(t: &Tensor) -> Result<Vec<f32>, String> {
 }
 
 /// The DequantizeLinear node, its three initializers and its output name.
-fn dq_node(
+pub(super) fn dq_node(
     c: &Candidate,
     q: &Quantized,
     opts: &QuantizeOptions,

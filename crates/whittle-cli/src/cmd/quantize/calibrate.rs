@@ -10,13 +10,13 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use whittle_ir::Model;
 use whittle_passes::quantize::{
-    self, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status, ValueStats,
+    self, CalibMethod, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status, ValueStats,
 };
 use whittle_runtime::model::{
     BatchOptions, Dataset, Runner, Taps, collect_stats, collect_tensors,
     compare_models, input_specs, slice_axis0,
 };
-use whittle_runtime::{StatsConfig, Tolerance, read_npz};
+use whittle_runtime::{RunningStats, StatsConfig, Tolerance, read_npz};
 
 /// Samples the per-layer comparison reads (layer values of every sample are held at once).
 pub const LAYER_SAMPLES: usize = 16;
@@ -85,16 +85,37 @@ pub fn statistics(
     let data = dataset(model, path, backend, None)?;
     notes.extend(data.notes.iter().cloned());
     let (rt, threads) = backend.backend()?;
-    let stats = collect_stats(
-        model,
-        &Taps::Values(targets.clone()),
-        &data,
-        rt.as_ref(),
-        threads,
-        &StatsConfig::default(),
-        None,
-    )
-    .with_context(|| format!("{}: calibration failed", path.display()))?;
+    // Graph inputs are read straight from the data; the rest comes out of the model.
+    let inputs: Vec<String> = model.graph.input_names().map(String::from).collect();
+    let (fed, computed): (Vec<String>, Vec<String>) = targets.iter().cloned().partition(|t| inputs.contains(t));
+    let mut stats = Vec::new();
+    for name in &fed {
+        let mut s = RunningStats::new(name, StatsConfig::default())?;
+        for batch in data.batches() {
+            if let Some((_, t)) = batch.iter().find(|(n, _)| n == name) {
+                s.update(t)?;
+            }
+        }
+        stats.push(s);
+    }
+    let mut out = CalibrationData::default();
+    if !computed.is_empty() && opts.calib_method == CalibMethod::MinMax {
+        // Min/max needs no histogram: a plain f32 reduction, far cheaper per element.
+        fast_minmax(model, &computed, &data, rt.as_ref(), threads, &mut out)?;
+    } else if !computed.is_empty() {
+        stats.extend(
+            collect_stats(
+                model,
+                &Taps::Values(computed),
+                &data,
+                rt.as_ref(),
+                threads,
+                &StatsConfig::default(),
+                None,
+            )
+            .with_context(|| format!("{}: calibration failed", path.display()))?,
+        );
+    }
     notes.push(format!(
         "calibrated {} values on {} samples of {} ({})",
         targets.len(),
@@ -102,7 +123,6 @@ pub fn statistics(
         path.display(),
         rt.name()
     ));
-    let mut out = CalibrationData::default();
     for s in stats {
         let sum = s.summary();
         let histogram = s.histogram().map(|h| Histogram {
@@ -122,6 +142,71 @@ pub fn statistics(
     Ok(out)
 }
 
+/// `model` with a ReduceMin and a ReduceMax (all axes, scalar) of every value in `names`
+/// as extra outputs `NAME.min` / `NAME.max` — what onnxruntime's calibrator does, so each run
+/// returns two scalars per value instead of the whole activation.
+fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)>) {
+    use whittle_ir::proto::{NodeProto, TypeProto, ValueInfoProto, type_proto};
+    let mut m = model.clone();
+    let mut taken: std::collections::HashSet<String> = whittle_passes::cleanup::scope::all_names(&m.graph);
+    let mut pairs = Vec::new();
+    for name in names {
+        let mut outs = Vec::new();
+        for op in ["ReduceMin", "ReduceMax"] {
+            let out = whittle_passes::cleanup::scope::unique_name(&mut taken, &format!("{name}.{}", &op[6..].to_lowercase()));
+            m.graph.push_node(whittle_ir::Node {
+                proto: NodeProto {
+                    name: Some(format!("{out}_{op}")),
+                    op_type: Some(op.into()),
+                    input: vec![name.clone()],
+                    output: vec![out.clone()],
+                    ..Default::default()
+                },
+                attributes: vec![whittle_passes::cleanup::attrs::int_attribute("keepdims", 0)],
+            });
+            m.graph.proto.output.push(ValueInfoProto {
+                name: Some(out.clone()),
+                r#type: Some(TypeProto {
+                    value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(1), shape: None })),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            outs.push(out);
+        }
+        pairs.push((outs[0].clone(), outs[1].clone()));
+    }
+    (m, pairs)
+}
+
+/// Min and max of `names` over the dataset (no histogram), into `out`.
+fn fast_minmax(
+    model: &Model,
+    names: &[String],
+    data: &Dataset,
+    rt: &dyn whittle_runtime::Backend,
+    threads: usize,
+    out: &mut CalibrationData,
+) -> Result<()> {
+    let (augmented, pairs) = with_min_max(model, names);
+    let runner = Runner::for_dataset(&augmented, None, rt, data)?;
+    let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
+    runner.for_each_run(data, threads, None, |_, outputs| {
+        let scalar = |n: &str| outputs.iter().find(|(o, _)| o == n).and_then(|(_, t)| t.to_f64_vec().first().copied());
+        for (slot, (lo, hi)) in range.iter_mut().zip(&pairs) {
+            if let (Some(a), Some(b)) = (scalar(lo), scalar(hi)) {
+                *slot = (slot.0.min(a), slot.1.max(b));
+            }
+        }
+        Ok(())
+    })?;
+    for ((lo, hi), name) in range.into_iter().zip(names) {
+        let (min, max) = if lo <= hi && lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 0.0) };
+        out.values.insert(name.clone(), ValueStats { min, max, histogram: None });
+    }
+    Ok(())
+}
+
 /// Runs both models on the calibration set and measures the quantized one's error.
 pub fn measure(
     float_model: &Model,
@@ -137,7 +222,13 @@ pub fn measure(
     let r = Runner::for_dataset(float_model, None, rt.as_ref(), &data)?;
     let c = Runner::for_dataset(quantized, None, rt.as_ref(), &qdata)
         .context("cannot run the quantized model to measure its error")?;
-    notes.extend(c.file().notes.iter().map(|n| format!("quantized model: {n}")));
+    let lowered = c.file().notes.len();
+    if lowered > 0 {
+        notes.push(format!(
+            "the quantized model was lowered for {} to measure it ({lowered} steps: constant DequantizeLinear folded, …)",
+            rt.name()
+        ));
+    }
     let loose = Tolerance {
         atol: f64::INFINITY,
         rtol: 0.0,

@@ -53,11 +53,12 @@ fn row(n: &NodeEntry) -> [String; 6] {
         Status::Quantized | Status::Float16 => n.form.clone().unwrap_or_default(),
         _ => n.reason.clone().unwrap_or_default(),
     };
+    let has_weight = n.weight.is_some() && matches!(n.status, Status::Quantized | Status::Float16);
     let b = match (n.weight_bytes_before, n.weight_bytes_after) {
-        (Some(a), Some(b)) if matches!(n.status, Status::Quantized) => format!("{} → {}", bytes(a), bytes(b)),
+        (Some(a), Some(b)) if has_weight => format!("{} → {}", bytes(a), bytes(b)),
         _ => "-".into(),
     };
-    let sqnr = if n.status == Status::Quantized { db(n.weight_sqnr_db) } else { "-".into() };
+    let sqnr = if has_weight { db(n.weight_sqnr_db) } else { "-".into() };
     [
         n.node.clone(),
         status(n.status).into(),

@@ -1,7 +1,8 @@
 //! Constant folding: a default-domain node whose inputs are all constant (initializers no
 //! graph input overrides, or values folded earlier in the same run) is evaluated by the
 //! small exact kernels of [`eval`] and replaced by initializers. `Shape` and `Size` of a
-//! value whose dims shape inference knows fold too.
+//! value whose dims shape inference knows fold too, and so does a `Gather`/`Slice` that
+//! picks only known dims out of a partly known shape ([`partial`]).
 //!
 //! Invariants:
 //! - folding never grows the file by more than the limit per output: an output larger
@@ -9,20 +10,23 @@
 //!   and the output is no larger than they are together (e.g. a `Transpose` of a weight);
 //! - nodes with subgraphs, nodes of other domains and ops without a kernel are left
 //!   alone; when all their inputs are constant the report says why they were not folded;
-//! - subgraphs fold with the constants of their enclosing graphs in view; results become
-//!   initializers of the graph that held the node.
+//! - subgraphs fold with the constants of their enclosing graphs in view; a result that
+//!   depends on the enclosing graph's constants alone becomes an initializer of that
+//!   graph (so `If` branches that rearrange the same outer weight share one copy after
+//!   `dedup`), any other result an initializer of the graph that held the node.
 pub mod elementwise;
 pub mod eval;
 pub mod movement;
 pub mod partial;
+mod plan;
 #[cfg(test)]
 mod tests;
 pub mod value;
 
 use super::scope::{self, GraphCx, Uses};
 use crate::{Pass, PassContext, PassError, PassReport};
+use plan::{Constants, Folded, plan};
 use std::collections::{HashMap, HashSet};
-use value::{FoldError, Value};
 use whittle_ir::shape::ShapeMap;
 use whittle_ir::{Graph, Model, Tensor};
 
@@ -53,62 +57,49 @@ impl Pass for ConstantFolding {
         let shapes =
             whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         let mut report = PassReport::default();
+        let defs = definition_counts(&model.graph);
         fold_graph(
             &mut model.graph,
             cx,
             &HashMap::new(),
             &shapes,
             self.limit,
+            false,
+            &defs,
+            "",
             &mut report,
         );
         Ok(report)
     }
 }
 
-/// Constants visible in one graph, converted to [`Value`]s on first use.
-struct Constants<'a> {
-    tensors: HashMap<String, &'a Tensor>,
-    values: HashMap<String, Value>,
-    bad: HashSet<String>,
-}
-
-impl Constants<'_> {
-    fn get(&mut self, name: &str) -> Option<Result<&Value, FoldError>> {
-        if !self.values.contains_key(name) {
-            let t = self.tensors.get(name)?;
-            match Value::from_tensor(t) {
-                Ok(v) => {
-                    self.values.insert(name.to_string(), v);
-                }
-                Err(e) => {
-                    self.bad.insert(name.to_string());
-                    return Some(Err(e));
-                }
-            }
+/// How often each name is defined across the model (all graphs).
+fn definition_counts(g: &Graph) -> HashMap<String, usize> {
+    let mut defs = HashMap::new();
+    g.walk(&mut |sub, _| {
+        for name in scope::defined_here(sub) {
+            *defs.entry(name).or_insert(0) += 1;
         }
-        self.values.get(name).map(Ok)
-    }
-
-    fn is_constant(&self, name: &str) -> bool {
-        self.values.contains_key(name) || self.tensors.contains_key(name)
-    }
+    });
+    defs
 }
 
-/// A fold decided for one node: its outputs' values.
-struct Folded {
-    node: petgraph::stable_graph::NodeIndex,
-    outputs: Vec<(String, Value)>,
-}
-
+/// Folds `g` and its subgraphs. Returns the initializers that belong to the enclosing
+/// graph when `hoist_ok`: values folded here whose names are defined once in the whole
+/// model (so moving them up can neither collide with nor shadow another value).
+#[allow(clippy::too_many_arguments)]
 fn fold_graph(
     g: &mut Graph,
     cx: GraphCx,
     outer: &HashMap<String, Tensor>,
     shapes: &ShapeMap,
     limit: u64,
+    hoist_ok: bool,
+    defs: &HashMap<String, usize>,
+    path: &str,
     report: &mut PassReport,
-) {
-    let (folded, keep_values) = {
+) -> Vec<Tensor> {
+    let folded = {
         let outer_refs: HashMap<String, &Tensor> =
             outer.iter().map(|(k, v)| (k.clone(), v)).collect();
         let mut consts = Constants {
@@ -117,195 +108,64 @@ fn fold_graph(
             bad: HashSet::new(),
         };
         let uses = Uses::of(g);
-        let folded = if cx.can_add_initializers() {
-            plan(g, &cx, &mut consts, &uses, shapes, limit, report)
+        if cx.can_add_initializers() {
+            // Lines are written without the graph path, then prefixed with it.
+            let mut local = PassReport::default();
+            let folded = plan(g, &cx, &mut consts, &uses, shapes, limit, &mut local);
+            report
+                .changes
+                .extend(local.changes.into_iter().map(|l| format!("{path}{l}")));
+            report
+                .skipped
+                .extend(local.skipped.into_iter().map(|l| format!("{path}{l}")));
+            folded
         } else {
             Vec::new()
-        };
-        (folded, consts.values)
+        }
     };
-    let _ = keep_values;
-    apply(g, &cx, folded);
+    let hoisted = apply(g, &cx, folded, hoist_ok, defs);
     // Subgraphs see this graph's constants (after folding) as outer constants.
-    let mut inner_outer = outer.clone();
-    for t in &g.initializers {
-        if scope::is_constant_init(g, t.name(), &cx) {
-            inner_outer.insert(t.name().to_string(), t.clone());
-        }
-    }
-    for name in g.input_names().map(str::to_string).collect::<Vec<_>>() {
-        if !cx.legacy {
-            inner_outer.remove(&name);
-        }
-    }
-    for n in g.nodes_mut() {
+    let inner_outer = super::identity::visible_constants(g, &cx, outer);
+    let take = cx.can_add_initializers();
+    let mut from_subgraphs = Vec::new();
+    for (k, n) in g.nodes_mut().enumerate() {
+        let label = format!("{path}{}/", n.label(k));
         for sub in n.subgraphs_mut() {
-            fold_graph(sub, cx.sub(), &inner_outer, shapes, limit, report);
+            let sub_cx = cx.sub();
+            from_subgraphs.extend(fold_graph(
+                sub,
+                sub_cx,
+                &inner_outer,
+                shapes,
+                limit,
+                take,
+                defs,
+                &label,
+                report,
+            ));
         }
     }
+    for t in from_subgraphs {
+        scope::add_initializer(g, t, &cx);
+    }
+    hoisted
 }
 
-/// Decides which nodes fold (in order, so chains fold in one run).
-fn plan(
-    g: &Graph,
+/// Removes the folded nodes and adds initializers for the outputs still in use; returns
+/// those that belong to the enclosing graph instead (when `hoist_ok`).
+fn apply(
+    g: &mut Graph,
     cx: &GraphCx,
-    consts: &mut Constants,
-    uses: &Uses,
-    shapes: &ShapeMap,
-    limit: u64,
-    report: &mut PassReport,
-) -> Vec<Folded> {
-    let mut folded = Vec::new();
-    // Outputs of Shape nodes whose dims are only partly known.
-    let mut partial: HashMap<String, Vec<Option<i64>>> = HashMap::new();
-    for (pos, (ix, n)) in g.nodes().enumerate() {
-        if n.domain() != "" || n.op_type() == "Constant" || n.inputs().iter().all(String::is_empty)
-        {
-            continue;
-        }
-        if n.subgraphs().next().is_some() {
-            continue;
-        }
-        let op = n.op_type();
-        // Shape/Size of a value whose (selected) dims are statically known.
-        if matches!(op, "Shape" | "Size") && !consts.is_constant(&n.inputs()[0]) {
-            let Some(out) = n.outputs().first().filter(|o| !o.is_empty()) else { continue };
-            let known = match op {
-                "Shape" => partial::partial_shape(n, shapes),
-                _ => None,
-            };
-            let v = match (&known, shapes.get(&n.inputs()[0]).and_then(|s| s.known_dims())) {
-                (Some(dims), _) if dims.iter().all(Option::is_some) => {
-                    let d: Vec<i64> = dims.iter().flatten().copied().collect();
-                    Some(Value::from_vec(vec![d.len()], &d))
-                }
-                (None, Some(dims)) if op == "Size" => {
-                    Some(Value::from_vec(vec![], &[dims.iter().product::<u64>() as i64]))
-                }
-                _ => None,
-            };
-            match v {
-                Some(v) => {
-                    report.changes.push(format!("folded {} from the static shape -> {out}: {}", n.label(pos), describe(&v)));
-                    consts.values.insert(out.clone(), v.clone());
-                    folded.push(Folded { node: ix, outputs: vec![(out.clone(), v)] });
-                }
-                None => {
-                    if let Some(p) = known {
-                        partial.insert(out.clone(), p);
-                    }
-                }
-            }
-            continue;
-        }
-        let rest_constant = n.inputs().iter().skip(1).all(|i| i.is_empty() || consts.is_constant(i));
-        if let (true, Some(shape)) = (matches!(op, "Gather" | "Slice") && rest_constant, partial.get(&n.inputs()[0])) {
-            for i in n.inputs().iter().skip(1).filter(|i| !i.is_empty()) {
-                let _ = consts.get(i);
-            }
-            let rest: Vec<Option<&Value>> = n.inputs().iter().map(|i| consts.values.get(i)).collect();
-            if let (Some(v), Some(out)) = (partial::select_known(n, shape, &rest, cx.opset), n.outputs().first()) {
-                report.changes.push(format!("folded {} from the known dims -> {out}: {}", n.label(pos), describe(&v)));
-                consts.values.insert(out.clone(), v.clone());
-                folded.push(Folded { node: ix, outputs: vec![(out.clone(), v)] });
-            }
-            continue;
-        }
-        if !n
-            .inputs()
-            .iter()
-            .all(|i| i.is_empty() || consts.is_constant(i))
-        {
-            continue;
-        }
-        // Convert (and cache) every input first, then borrow them all: no copies.
-        let mut failed = None;
-        for i in n.inputs().iter().filter(|i| !i.is_empty()) {
-            match consts.get(i) {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => failed = Some(format!("input {i:?}: {e}")),
-                None => failed = Some(format!("input {i:?} is not constant")),
-            }
-        }
-        if let Some(why) = failed {
-            report.skipped.push(format!("{}: {why}", n.label(pos)));
-            continue;
-        }
-        let refs: Vec<Option<&Value>> = n.inputs().iter().map(|i| consts.values.get(i)).collect();
-        let budget = budget_for(n.inputs(), &refs, uses, cx, g, limit);
-        match eval::eval(n, &refs, cx.opset, budget) {
-            Ok(outs) if outs.len() == n.outputs().len() => {
-                let outputs: Vec<(String, Value)> = n
-                    .outputs()
-                    .iter()
-                    .cloned()
-                    .zip(outs)
-                    .filter(|(name, _)| !name.is_empty())
-                    .collect();
-                let shown: Vec<String> = outputs
-                    .iter()
-                    .map(|(name, v)| format!("{name}: {}", describe(v)))
-                    .collect();
-                report
-                    .changes
-                    .push(format!("folded {} -> {}", n.label(pos), shown.join(", ")));
-                for (name, v) in &outputs {
-                    consts.values.insert(name.clone(), v.clone());
-                }
-                folded.push(Folded { node: ix, outputs });
-            }
-            Ok(_) => report.skipped.push(format!(
-                "{}: kernel returned the wrong number of outputs",
-                n.label(pos)
-            )),
-            Err(e) => report.skipped.push(format!("{}: {e}", n.label(pos))),
-        }
-    }
-    folded
-}
-
-/// The byte budget of one node's outputs: the limit, or the size of its constant inputs
-/// when this node is their only user (folding then replaces data, it does not add any).
-fn budget_for(
-    names: &[String],
-    inputs: &[Option<&Value>],
-    uses: &Uses,
-    cx: &GraphCx,
-    g: &Graph,
-    limit: u64,
-) -> u64 {
-    let mut own = 0u64;
-    for (name, v) in names.iter().zip(inputs) {
-        let Some(v) = v else { continue };
-        let exclusive = uses.consumers(name).len() == 1
-            && !uses.is_output(name)
-            && scope::is_constant_init(g, name, cx);
-        if !exclusive {
-            return limit;
-        }
-        own += v.bytes.len() as u64;
-    }
-    limit.max(own)
-}
-
-/// `i64[2] = [1, -1]` (values shown for small integer tensors), `f32[3,4]`.
-fn describe(v: &Value) -> String {
-    let dims: Vec<String> = v.dims.iter().map(|d| d.to_string()).collect();
-    let ty = format!("{}[{}]", v.dtype, dims.join(","));
-    match v.to_i64s() {
-        Ok(x) if x.len() <= 8 && !v.dtype.is_float() => format!("{ty} = {x:?}"),
-        _ => ty,
-    }
-}
-
-/// Removes the folded nodes and adds initializers for the outputs still in use.
-fn apply(g: &mut Graph, cx: &GraphCx, folded: Vec<Folded>) {
+    folded: Vec<Folded>,
+    hoist_ok: bool,
+    defs: &HashMap<String, usize>,
+) -> Vec<Tensor> {
     if folded.is_empty() {
-        return;
+        return Vec::new();
     }
     let doomed: HashSet<_> = folded.iter().map(|f| f.node).collect();
     let uses = Uses::of(g);
-    let mut new_inits = Vec::new();
+    let (mut new_inits, mut hoisted) = (Vec::new(), Vec::new());
     for f in &folded {
         for (name, v) in &f.outputs {
             let live = uses.is_output(name)
@@ -313,8 +173,11 @@ fn apply(g: &mut Graph, cx: &GraphCx, folded: Vec<Folded>) {
                     .consumers(name)
                     .iter()
                     .any(|u| !doomed.contains(&u.node));
-            if live {
-                new_inits.push(v.to_tensor(name));
+            let unique = defs.get(name) == Some(&1);
+            match (live, f.hoist && hoist_ok && unique && !uses.is_output(name)) {
+                (true, true) => hoisted.push(v.to_tensor(name)),
+                (true, false) => new_inits.push(v.to_tensor(name)),
+                _ => {}
             }
         }
     }
@@ -323,4 +186,5 @@ fn apply(g: &mut Graph, cx: &GraphCx, folded: Vec<Folded>) {
     for t in new_inits {
         scope::add_initializer(g, t, cx);
     }
+    hoisted
 }

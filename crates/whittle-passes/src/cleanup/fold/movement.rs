@@ -216,10 +216,12 @@ pub fn slice_range(dim: usize, start: i64, end: i64, step: i64) -> FoldResult<(i
     } else {
         (s.clamp(0, d - 1), e.clamp(-1, d - 1))
     };
+    // In i128: a step near i64::MAX (or MIN) must not overflow.
+    let (s128, e128, st) = (i128::from(s), i128::from(e), i128::from(step));
     let count = if step > 0 && e > s {
-        (e - s + step - 1) / step
+        (e128 - s128 + st - 1) / st
     } else if step < 0 && s > e {
-        (s - e + (-step) - 1) / (-step)
+        (s128 - e128 - st - 1) / -st
     } else {
         0
     };

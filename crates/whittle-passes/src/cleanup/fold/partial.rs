@@ -26,7 +26,12 @@ pub fn partial_shape(n: &Node, shapes: &ShapeMap) -> Option<Vec<Option<i64>>> {
 
 /// `Gather`/`Slice` (`n`) of a partly known shape vector, with its other inputs constant:
 /// the selected dims, when every one of them is known.
-pub fn select_known(n: &Node, shape: &[Option<i64>], rest: &[Option<&Value>], opset: i64) -> Option<Value> {
+pub fn select_known(
+    n: &Node,
+    shape: &[Option<i64>],
+    rest: &[Option<&Value>],
+    opset: i64,
+) -> Option<Value> {
     let positions: Vec<i64> = (0..shape.len() as i64).collect();
     let positions = Value::from_vec(vec![shape.len()], &positions);
     let mut inputs: Vec<Option<&Value>> = vec![Some(&positions)];

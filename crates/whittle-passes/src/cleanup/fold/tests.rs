@@ -229,6 +229,15 @@ fn gather_slice_expand_tile_split() {
 }
 
 #[test]
+fn extreme_slice_steps_do_not_overflow() {
+    use super::movement::slice_range;
+    assert_eq!(slice_range(5, 0, i64::MAX, i64::MAX).unwrap(), (0, i64::MAX, 1));
+    assert_eq!(slice_range(5, -1, i64::MIN, i64::MIN).unwrap(), (4, i64::MIN, 1));
+    assert_eq!(slice_range(5, i64::MIN, i64::MAX, 2).unwrap(), (0, 2, 3));
+    assert_eq!(slice_range(0, 0, 1, 1).unwrap().2, 0);
+}
+
+#[test]
 fn generators_and_logic() {
     let y = run(
         "Shape",
@@ -314,9 +323,18 @@ fn selections_of_partly_known_shapes_fold_when_the_picked_dims_are_known() {
     let gather = node("Gather", 1, vec![int_attribute("axis", 0)]);
     let one = i64s(&[], &[1]);
     let picked = select_known(&gather, &shape, &[None, Some(&one)], 17).unwrap();
-    assert_eq!((picked.dims.clone(), picked.to_vec::<i64>().unwrap()), (vec![], vec![64]));
+    assert_eq!(
+        (picked.dims.clone(), picked.to_vec::<i64>().unwrap()),
+        (vec![], vec![64])
+    );
     let minus3 = i64s(&[1], &[-3]);
-    assert_eq!(select_known(&gather, &shape, &[None, Some(&minus3)], 17).unwrap().to_vec::<i64>().unwrap(), vec![64]);
+    assert_eq!(
+        select_known(&gather, &shape, &[None, Some(&minus3)], 17)
+            .unwrap()
+            .to_vec::<i64>()
+            .unwrap(),
+        vec![64]
+    );
     let zero = i64s(&[], &[0]);
     assert!(select_known(&gather, &shape, &[None, Some(&zero)], 17).is_none());
     let slice = node("Slice", 1, vec![]);

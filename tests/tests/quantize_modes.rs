@@ -1,0 +1,97 @@
+//! `whittle quantize --mode dynamic` and `--mode static`: the written forms run in
+//! onnxruntime, keep the digits accuracy, and static mode loses no more accuracy than
+//! onnxruntime's own `quantize_static` with the same calibration set and options.
+mod quantize_common;
+
+use quantize_common::*;
+use whittle_tests::{fixture, python_json};
+
+fn ort_accuracy(model: &std::path::Path) -> f64 {
+    let data = fixture("digits_test.npz");
+    let r = python_json("ort_eval.py", &[model.as_os_str(), data.as_os_str()]).unwrap();
+    f(&r["accuracy"])
+}
+
+#[test]
+fn dynamic_writes_matmulinteger_and_leaves_conv_float_unless_asked() {
+    let src = fixture("digits_cnn.onnx");
+    let q = quantize(&src, &["--mode", "dynamic"]);
+    let s = q.statuses();
+    assert!(s.iter().any(|(n, st, form)| n.contains("\"fc\"") && st == "quantized" && form.contains("MatMulInteger (uint8 × int8")), "{s:?}");
+    assert!(s.iter().filter(|(n, _, _)| n.contains("conv")).all(|(_, st, why)| st == "skipped" && why.contains("--conv-integer")), "{s:?}");
+    assert!(ort_accuracy(&q.path) >= 0.98);
+    let q = quantize(&src, &["--mode", "dynamic", "--conv-integer"]);
+    assert!(q.statuses().iter().all(|(_, st, _)| st == "quantized"), "{:?}", q.statuses());
+    assert_eq!(f(&q.report()["coverage"]["integer_coverage"]), 1.0);
+    assert!(ort_accuracy(&q.path) >= 0.98);
+    for (model, args) in [
+        ("attention.onnx", vec!["--mode", "dynamic"]),
+        ("external_mlp.onnx", vec!["--mode", "dynamic", "--asymmetric"]),
+        ("external_mlp.onnx", vec!["--mode", "dynamic", "--dtype", "uint8", "--per-tensor"]),
+    ] {
+        let q = quantize(&fixture(model), &args);
+        let out = agreement(&fixture(model), &q.path, &["--shape", "batch=2", "--shape", "seq=3", "--samples", "4"]);
+        assert!(f(&out[0]["snr_db"]) > 30.0, "{model} {args:?}: {out:?}");
+    }
+    // float16 models are left alone, with the reason.
+    let q = quantize(&fixture("fp16_mlp.onnx"), &["--mode", "dynamic"]);
+    assert!(q.statuses().iter().all(|(_, st, why)| st == "skipped" && why.contains("float32")), "{:?}", q.statuses());
+}
+
+#[test]
+fn static_qdq_keeps_digits_accuracy_like_onnxruntime_quantize_static() {
+    let src = fixture("digits_cnn.onnx");
+    let calib = fixture("digits_calib.npz");
+    let float = ort_accuracy(&src);
+    let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap()]);
+    let s = q.statuses();
+    assert_eq!(s.len(), 5, "{s:?}");
+    assert!(s.iter().all(|(_, st, _)| st == "quantized"), "{s:?}");
+    assert_eq!(f(&q.report()["coverage"]["integer_coverage"]), 1.0);
+    assert!(q.notes().iter().any(|n| n.contains("folded 2 Relu")), "{:?}", q.notes());
+    let ours = ort_accuracy(&q.path);
+    let dir = tempfile::tempdir().unwrap();
+    let theirs_path = dir.path().join("ort_static.onnx");
+    python_json(
+        "ort_quantize_ref.py",
+        &[
+            src.as_os_str(),
+            theirs_path.as_os_str(),
+            "--mode".as_ref(),
+            "static".as_ref(),
+            "--calib".as_ref(),
+            calib.as_os_str(),
+            "--per-channel".as_ref(),
+        ],
+    )
+    .unwrap();
+    let theirs = ort_accuracy(&theirs_path);
+    assert!(ours >= theirs - 1e-9, "whittle {ours} < onnxruntime {theirs} (float {float})");
+    assert!(ours >= float - 0.01, "whittle {ours} vs float {float}");
+    // The CLI measured its own error on the calibration set, per layer too.
+    let err = &q.json["error"];
+    assert_eq!(err["layers"].as_array().map(Vec::len), Some(5), "{err}");
+    assert!(f(&err["outputs"][0]["top1_agreement"]) >= 0.98, "{err}");
+}
+
+#[test]
+fn every_calibration_method_gives_a_model_that_runs() {
+    let src = fixture("digits_cnn.onnx");
+    let calib = fixture("digits_calib.npz");
+    for method in ["minmax", "percentile", "entropy", "mse"] {
+        let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap(), "--calib-method", method]);
+        let acc = ort_accuracy(&q.path);
+        assert!(acc >= 0.95, "{method}: accuracy {acc}");
+    }
+    // Without the clean-up the BatchNorms stay float between the quantized ops.
+    let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap(), "--no-optimize"]);
+    assert!(ort_accuracy(&q.path) >= 0.97);
+}
+
+#[test]
+fn static_text_snapshot() {
+    let calib = fixture("digits_calib.npz");
+    let q = quantize(&fixture("digits_cnn.onnx"), &["--mode", "static", "--calib", calib.to_str().unwrap()]);
+    let m = whittle_ir::Model::load(&q.path).unwrap();
+    insta::assert_snapshot!("digits_static_qdq", whittle_ir::text::model_to_text(&m));
+}
