@@ -17,25 +17,55 @@ fn dynamic_writes_matmulinteger_and_leaves_conv_float_unless_asked() {
     let src = fixture("digits_cnn.onnx");
     let q = quantize(&src, &["--mode", "dynamic"]);
     let s = q.statuses();
-    assert!(s.iter().any(|(n, st, form)| n.contains("\"fc\"") && st == "quantized" && form.contains("MatMulInteger (uint8 × int8")), "{s:?}");
-    assert!(s.iter().filter(|(n, _, _)| n.contains("conv")).all(|(_, st, why)| st == "skipped" && why.contains("--conv-integer")), "{s:?}");
+    assert!(
+        s.iter().any(|(n, st, form)| n.contains("\"fc\"")
+            && st == "quantized"
+            && form.contains("MatMulInteger (uint8 × int8")),
+        "{s:?}"
+    );
+    assert!(
+        s.iter()
+            .filter(|(n, _, _)| n.contains("conv"))
+            .all(|(_, st, why)| st == "skipped" && why.contains("--conv-integer")),
+        "{s:?}"
+    );
     assert!(ort_accuracy(&q.path) >= 0.98);
     let q = quantize(&src, &["--mode", "dynamic", "--conv-integer"]);
-    assert!(q.statuses().iter().all(|(_, st, _)| st == "quantized"), "{:?}", q.statuses());
+    assert!(
+        q.statuses().iter().all(|(_, st, _)| st == "quantized"),
+        "{:?}",
+        q.statuses()
+    );
     assert_eq!(f(&q.report()["coverage"]["integer_coverage"]), 1.0);
     assert!(ort_accuracy(&q.path) >= 0.98);
     for (model, args) in [
         ("attention.onnx", vec!["--mode", "dynamic"]),
-        ("external_mlp.onnx", vec!["--mode", "dynamic", "--asymmetric"]),
-        ("external_mlp.onnx", vec!["--mode", "dynamic", "--dtype", "uint8", "--per-tensor"]),
+        (
+            "external_mlp.onnx",
+            vec!["--mode", "dynamic", "--asymmetric"],
+        ),
+        (
+            "external_mlp.onnx",
+            vec!["--mode", "dynamic", "--dtype", "uint8", "--per-tensor"],
+        ),
     ] {
         let q = quantize(&fixture(model), &args);
-        let out = agreement(&fixture(model), &q.path, &["--shape", "batch=2", "--shape", "seq=3", "--samples", "4"]);
+        let out = agreement(
+            &fixture(model),
+            &q.path,
+            &["--shape", "batch=2", "--shape", "seq=3", "--samples", "4"],
+        );
         assert!(f(&out[0]["snr_db"]) > 30.0, "{model} {args:?}: {out:?}");
     }
     // float16 models are left alone, with the reason.
     let q = quantize(&fixture("fp16_mlp.onnx"), &["--mode", "dynamic"]);
-    assert!(q.statuses().iter().all(|(_, st, why)| st == "skipped" && why.contains("float32")), "{:?}", q.statuses());
+    assert!(
+        q.statuses()
+            .iter()
+            .all(|(_, st, why)| st == "skipped" && why.contains("float32")),
+        "{:?}",
+        q.statuses()
+    );
 }
 
 #[test]
@@ -43,12 +73,19 @@ fn static_qdq_keeps_digits_accuracy_like_onnxruntime_quantize_static() {
     let src = fixture("digits_cnn.onnx");
     let calib = fixture("digits_calib.npz");
     let float = ort_accuracy(&src);
-    let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap()]);
+    let q = quantize(
+        &src,
+        &["--mode", "static", "--calib", calib.to_str().unwrap()],
+    );
     let s = q.statuses();
     assert_eq!(s.len(), 5, "{s:?}");
     assert!(s.iter().all(|(_, st, _)| st == "quantized"), "{s:?}");
     assert_eq!(f(&q.report()["coverage"]["integer_coverage"]), 1.0);
-    assert!(q.notes().iter().any(|n| n.contains("folded 2 Relu")), "{:?}", q.notes());
+    assert!(
+        q.notes().iter().any(|n| n.contains("folded 2 Relu")),
+        "{:?}",
+        q.notes()
+    );
     let ours = ort_accuracy(&q.path);
     let dir = tempfile::tempdir().unwrap();
     let theirs_path = dir.path().join("ort_static.onnx");
@@ -66,7 +103,10 @@ fn static_qdq_keeps_digits_accuracy_like_onnxruntime_quantize_static() {
     )
     .unwrap();
     let theirs = ort_accuracy(&theirs_path);
-    assert!(ours >= theirs - 1e-9, "whittle {ours} < onnxruntime {theirs} (float {float})");
+    assert!(
+        ours >= theirs - 1e-9,
+        "whittle {ours} < onnxruntime {theirs} (float {float})"
+    );
     assert!(ours >= float - 0.01, "whittle {ours} vs float {float}");
     // The CLI measured its own error on the calibration set, per layer too.
     let err = &q.json["error"];
@@ -79,19 +119,41 @@ fn every_calibration_method_gives_a_model_that_runs() {
     let src = fixture("digits_cnn.onnx");
     let calib = fixture("digits_calib.npz");
     for method in ["minmax", "percentile", "entropy", "mse"] {
-        let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap(), "--calib-method", method]);
+        let q = quantize(
+            &src,
+            &[
+                "--mode",
+                "static",
+                "--calib",
+                calib.to_str().unwrap(),
+                "--calib-method",
+                method,
+            ],
+        );
         let acc = ort_accuracy(&q.path);
         assert!(acc >= 0.95, "{method}: accuracy {acc}");
     }
     // Without the clean-up the BatchNorms stay float between the quantized ops.
-    let q = quantize(&src, &["--mode", "static", "--calib", calib.to_str().unwrap(), "--no-optimize"]);
+    let q = quantize(
+        &src,
+        &[
+            "--mode",
+            "static",
+            "--calib",
+            calib.to_str().unwrap(),
+            "--no-optimize",
+        ],
+    );
     assert!(ort_accuracy(&q.path) >= 0.97);
 }
 
 #[test]
 fn static_text_snapshot() {
     let calib = fixture("digits_calib.npz");
-    let q = quantize(&fixture("digits_cnn.onnx"), &["--mode", "static", "--calib", calib.to_str().unwrap()]);
+    let q = quantize(
+        &fixture("digits_cnn.onnx"),
+        &["--mode", "static", "--calib", calib.to_str().unwrap()],
+    );
     let m = whittle_ir::Model::load(&q.path).unwrap();
     insta::assert_snapshot!("digits_static_qdq", whittle_ir::text::model_to_text(&m));
 }

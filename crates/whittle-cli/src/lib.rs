@@ -10,7 +10,11 @@ mod signals;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "whittle", version, about = "Make ONNX models smaller and faster, and prove they are still right")]
+#[command(
+    name = "whittle",
+    version,
+    about = "Make ONNX models smaller and faster, and prove they are still right"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

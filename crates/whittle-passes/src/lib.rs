@@ -71,7 +71,11 @@ impl PassManager {
     }
 
     /// Runs every pass; stops at the first error.
-    pub fn run(&self, model: &mut Model, cx: &mut PassContext) -> Result<Vec<PassReport>, PassError> {
+    pub fn run(
+        &self,
+        model: &mut Model,
+        cx: &mut PassContext,
+    ) -> Result<Vec<PassReport>, PassError> {
         let mut reports = Vec::new();
         for pass in &self.passes {
             let before = count_nodes(model);
@@ -123,7 +127,8 @@ mod tests {
     }
 
     fn digits() -> Model {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/digits_cnn.onnx");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/digits_cnn.onnx");
         Model::load(&path).unwrap()
     }
 
@@ -132,8 +137,14 @@ mod tests {
         let mut m = digits();
         let mut pm = PassManager::new();
         pm.add(Box::new(Nothing)).add(Box::new(DropFirstNode));
-        let e = pm.run(&mut m, &mut PassContext::default()).unwrap_err().to_string();
-        assert!(e.starts_with("pass drop-first-node produced an invalid model"), "{e}");
+        let e = pm
+            .run(&mut m, &mut PassContext::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("pass drop-first-node produced an invalid model"),
+            "{e}"
+        );
         assert!(e.contains("\"conv1_out\" is not produced"), "{e}");
     }
 
@@ -144,6 +155,9 @@ mod tests {
         let mut pm = PassManager::new();
         pm.add(Box::new(Nothing));
         let r = pm.run(&mut m, &mut PassContext::default()).unwrap();
-        assert_eq!((r[0].pass.as_str(), r[0].nodes_before, r[0].nodes_after), ("nothing", n, n));
+        assert_eq!(
+            (r[0].pass.as_str(), r[0].nodes_before, r[0].nodes_after),
+            ("nothing", n, n)
+        );
     }
 }

@@ -19,7 +19,9 @@ impl Quantized {
 
     /// The report's node entries.
     pub fn nodes(&self) -> &[serde_json::Value] {
-        self.json["report"]["nodes"].as_array().map_or(&[], Vec::as_slice)
+        self.json["report"]["nodes"]
+            .as_array()
+            .map_or(&[], Vec::as_slice)
     }
 
     /// (node, status, reason or form) for every entry.
@@ -28,7 +30,11 @@ impl Quantized {
             .iter()
             .map(|n| {
                 let s = |k: &str| n[k].as_str().unwrap_or("").to_string();
-                let detail = if s("status") == "quantized" { s("form") } else { s("reason") };
+                let detail = if s("status") == "quantized" {
+                    s("form")
+                } else {
+                    s("reason")
+                };
                 (s("node"), s("status"), detail)
             })
             .collect()
@@ -37,7 +43,11 @@ impl Quantized {
     pub fn notes(&self) -> Vec<String> {
         self.json["report"]["notes"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -46,7 +56,12 @@ impl Quantized {
 pub fn quantize(src: &Path, args: &[&str]) -> Quantized {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("out.onnx");
-    let mut all: Vec<std::ffi::OsString> = vec!["quantize".into(), src.into(), "-o".into(), path.clone().into()];
+    let mut all: Vec<std::ffi::OsString> = vec![
+        "quantize".into(),
+        src.into(),
+        "-o".into(),
+        path.clone().into(),
+    ];
     all.extend(args.iter().map(Into::into));
     all.push("--json".into());
     let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
@@ -65,15 +80,23 @@ pub fn quantize_fails(args: &[&str]) -> String {
     let mut all = vec!["quantize"];
     all.extend_from_slice(args);
     let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// `quant_check_weights.py`: every stored integer equals numpy's ONNX formula and
 /// onnxruntime's DequantizeLinear equals numpy's. Returns the per-weight records.
 pub fn check_weights(original: &Path, quantized: &Path) -> Vec<serde_json::Value> {
-    let r = python_json("quant_check_weights.py", &[original.as_os_str(), quantized.as_os_str()])
-        .unwrap_or_else(|e| panic!("{}: {e}", quantized.display()));
+    let r = python_json(
+        "quant_check_weights.py",
+        &[original.as_os_str(), quantized.as_os_str()],
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", quantized.display()));
     assert_eq!(r["mismatches"], 0, "{r}");
     r["checked"].as_array().cloned().unwrap_or_default()
 }
@@ -82,7 +105,8 @@ pub fn check_weights(original: &Path, quantized: &Path) -> Vec<serde_json::Value
 pub fn agreement(reference: &Path, candidate: &Path, extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args: Vec<&OsStr> = vec![reference.as_os_str(), candidate.as_os_str()];
     args.extend(extra.iter().map(OsStr::new));
-    let r = python_json("quant_agreement.py", &args).unwrap_or_else(|e| panic!("{}: {e}", candidate.display()));
+    let r = python_json("quant_agreement.py", &args)
+        .unwrap_or_else(|e| panic!("{}: {e}", candidate.display()));
     r["outputs"].as_array().cloned().unwrap_or_default()
 }
 

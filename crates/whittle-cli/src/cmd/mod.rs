@@ -1,12 +1,13 @@
 //! One module per subcommand: its clap arguments and its `run`.
-pub mod convert;
-pub mod inspect;
-pub mod optimize;
 pub mod backend_args;
 pub mod bench;
 pub mod compare;
+pub mod convert;
 pub mod eval;
-pub mod run;
+pub mod inspect;
 pub mod merge;
-pub mod quantize;
+pub mod optimize;
 pub mod prune;
+pub mod quantize;
+pub mod run;
+pub mod selfcheck;

@@ -1,9 +1,10 @@
 //! `whittle optimize`: run the clean-up passes to a fixed point and write the result.
 //!
 //! The output is written atomically (`whittle_ir::save`) and never over an input file
-//! unless `--force`. The numeric self-check against the input (`--no-check` skips it)
-//! needs the verification engine of `whittle-runtime`; until that is wired in,
-//! [`numeric_check`] reports it as unavailable.
+//! unless `--force`. Before writing, the result is checked numerically against the input on
+//! seeded inputs (`--no-check` skips it; see `selfcheck`): a difference beyond float
+//! rounding is an error and nothing is written.
+use super::selfcheck::{CheckOutcome, check_against_original};
 use crate::output::{check_not_overwriting, print_json};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -13,6 +14,7 @@ use whittle_ir::shape::ShapeOverrides;
 use whittle_ir::{Model, SaveOptions};
 use whittle_passes::PassContext;
 use whittle_passes::cleanup::{self, CleanupOptions, CleanupReport, PASS_NAMES, Stats};
+use whittle_runtime::Tolerance;
 
 #[derive(Args)]
 pub struct OptimizeArgs {
@@ -80,30 +82,19 @@ fn parse_shape(s: &str) -> Result<(String, Vec<u64>)> {
     Ok((name.to_string(), dims))
 }
 
-/// Outcome of the numeric self-check.
-#[derive(Debug, serde::Serialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum CheckOutcome {
-    Skipped,
-    /// The verification engine is not available in this build.
-    Unavailable {
-        reason: String,
-    },
-}
-
-/// The numeric self-check hook: runs `optimized` and the model at `original` on seeded
-/// inputs and compares their outputs.
-///
-/// TODO(issue 3): call the `whittle-runtime` compare engine here (seeded inputs, the
-/// `--shape` overrides, a float-rounding bound), failing loudly when outputs differ.
-pub fn numeric_check(_original: &Path, _optimized: &Model, skip: bool) -> CheckOutcome {
-    if skip {
-        return CheckOutcome::Skipped;
+/// The numeric self-check: the optimized model and the original on the same seeded
+/// inputs (onnxruntime when available, else tract), within float rounding (atol 1e-5 +
+/// rtol 1e-4·|ref|); outside that it is an error and nothing is written.
+fn numeric_check(args: &OptimizeArgs, optimized: &Model) -> Result<CheckOutcome> {
+    if args.no_check {
+        return Ok(CheckOutcome::Skipped);
     }
-    CheckOutcome::Unavailable {
-        reason: "the verification engine (whittle-runtime, issue 3) is not wired into optimize yet"
-            .into(),
-    }
+    let tolerance = Tolerance {
+        atol: 1e-5,
+        rtol: 1e-4,
+        min_cosine: -1.0,
+    };
+    check_against_original(&args.input, optimized, &args.shapes, args.batch, tolerance)
 }
 
 #[derive(serde::Serialize)]
@@ -164,7 +155,7 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
     let seconds = started.elapsed().as_secs_f64();
     let outputs = whittle_ir::save::target_files(&model, &args.output, &save_opts)?;
     check_not_overwriting(&outputs, &inputs, args.force)?;
-    let check = numeric_check(&args.input, &model, args.no_check);
+    let check = numeric_check(&args, &model)?;
     let saved = whittle_ir::save(&model, &args.output, &save_opts).with_context(|| {
         format!(
             "{}: cannot write the optimized model",
@@ -203,8 +194,18 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
     for note in &saved.notes {
         println!("note: {note}");
     }
-    if let CheckOutcome::Unavailable { reason } = &check {
-        eprintln!("warning: numeric check not run: {reason} (--no-check silences this)");
+    match &check {
+        CheckOutcome::Unavailable { reason } => {
+            eprintln!("warning: numeric check not run: {reason} (--no-check silences this)")
+        }
+        CheckOutcome::Passed {
+            backend, max_abs, ..
+        } => {
+            println!(
+                "check: outputs equal the original's within float rounding on seeded inputs ({backend}; max |Δ| {max_abs:.3e})"
+            )
+        }
+        CheckOutcome::Skipped => {}
     }
     Ok(())
 }

@@ -186,7 +186,9 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
     };
     let weight_type = qtype(args.dtype);
     if mode == Mode::Dynamic && weight_type.bits() != 8 {
-        bail!("--mode dynamic writes MatMulInteger/ConvInteger, which take 8-bit weights: use --dtype int8 (or uint8)");
+        bail!(
+            "--mode dynamic writes MatMulInteger/ConvInteger, which take 8-bit weights: use --dtype int8 (or uint8)"
+        );
     }
     if mode == Mode::Static && weight_type.bits() != 8 {
         bail!("--mode static quantizes weights to int8 or uint8 (int4 is for --mode weight)");
@@ -198,7 +200,10 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         CalibArg::Minmax => CalibMethod::MinMax,
         CalibArg::Percentile => {
             if !(50.0..=100.0).contains(&args.percentile) {
-                bail!("--percentile {}: expected a number in 50..100", args.percentile);
+                bail!(
+                    "--percentile {}: expected a number in 50..100",
+                    args.percentile
+                );
             }
             CalibMethod::Percentile {
                 percentile: args.percentile,
@@ -273,7 +278,12 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             &whittle_passes::cleanup::CleanupOptions::default(),
             &mut PassContext::default(),
         )
-        .with_context(|| format!("{}: clean-up before quantizing failed", args.input.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: clean-up before quantizing failed",
+                args.input.display()
+            )
+        })?;
         notes.push(format!(
             "clean-up first: {} → {} nodes (fold BatchNorm, constants, dead code; --no-optimize skips it)",
             r.before.nodes, r.after.nodes
@@ -283,9 +293,9 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     t.load = started.elapsed().as_secs_f64();
     let step = Instant::now();
     let calib = match &args.calib {
-        Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => {
-            Some(calibrate::statistics(&model, &opts, path, &args.backend, &mut notes)?)
-        }
+        Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => Some(
+            calibrate::statistics(&model, &opts, path, &args.backend, &mut notes)?,
+        ),
         _ => None,
     };
     t.calibrate = step.elapsed().as_secs_f64();
@@ -293,8 +303,9 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let float_model = model.clone();
     let report = quantize::quantize(&mut model, &opts, &shapes, calib.as_ref())
         .with_context(|| format!("{}: cannot quantize", args.input.display()))?;
-    whittle_ir::verify::verify(&model)
-        .with_context(|| "the quantized model is invalid (a bug in whittle quantize)".to_string())?;
+    whittle_ir::verify::verify(&model).with_context(|| {
+        "the quantized model is invalid (a bug in whittle quantize)".to_string()
+    })?;
     t.quantize = step.elapsed().as_secs_f64();
     let step = Instant::now();
     let save = match &args.output {
@@ -307,7 +318,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     t.save = step.elapsed().as_secs_f64();
     let step = Instant::now();
     let error = match &args.calib {
-        Some(path) if !args.no_measure => Some(calibrate::measure(&float_model, &model, &report, path, &args.backend, &mut notes)?),
+        Some(path) if !args.no_measure => Some(calibrate::measure(
+            &float_model,
+            &model,
+            &report,
+            path,
+            &args.backend,
+            &mut notes,
+        )?),
         _ => None,
     };
     t.measure = step.elapsed().as_secs_f64();
@@ -334,11 +352,11 @@ fn ir_overrides(args: &QuantizeArgs, model: &whittle_ir::Model) -> ShapeOverride
     let mut o = ShapeOverrides::default();
     let inputs: Vec<&str> = model.graph.input_names().collect();
     for s in &args.backend.shapes {
-        if let Ok(ov) = whittle_runtime::parse_shape_override(s) {
-            if inputs.contains(&ov.name.as_str()) {
-                o.inputs
-                    .insert(ov.name, ov.dims.iter().map(|&d| d as u64).collect());
-            }
+        if let Ok(ov) = whittle_runtime::parse_shape_override(s)
+            && inputs.contains(&ov.name.as_str())
+        {
+            o.inputs
+                .insert(ov.name, ov.dims.iter().map(|&d| d as u64).collect());
         }
     }
     o

@@ -56,7 +56,11 @@ pub struct CalibrationData {
 /// The range `method` picks for a value quantized to `t`.
 pub fn range(s: &ValueStats, method: CalibMethod, t: QuantType, symmetric: bool) -> (f64, f64) {
     let full = (s.min, s.max);
-    let Some(h) = s.histogram.as_ref().filter(|h| h.total() > 0 && h.width > 0.0) else {
+    let Some(h) = s
+        .histogram
+        .as_ref()
+        .filter(|h| h.total() > 0 && h.width > 0.0)
+    else {
         return full;
     };
     let (lo, hi) = match method {
@@ -116,12 +120,27 @@ fn smooth(p: &[f64]) -> Option<Vec<f64>> {
         return None;
     }
     let eps1 = EPS * zeros as f64 / nonzeros as f64;
-    Some(p.iter().map(|&x| if x == 0.0 { EPS } else { x / total - eps1 }).collect())
+    Some(
+        p.iter()
+            .map(|&x| if x == 0.0 { EPS } else { x / total - eps1 })
+            .collect(),
+    )
 }
 
 fn kl(p: &[f64], q: &[f64]) -> f64 {
-    let (Some(p), Some(q)) = (smooth(p), smooth(q)) else { return f64::INFINITY };
-    p.iter().zip(&q).map(|(a, b)| if *a > 0.0 && *b > 0.0 { a * (a / b).ln() } else { 0.0 }).sum()
+    let (Some(p), Some(q)) = (smooth(p), smooth(q)) else {
+        return f64::INFINITY;
+    };
+    p.iter()
+        .zip(&q)
+        .map(|(a, b)| {
+            if *a > 0.0 && *b > 0.0 {
+                a * (a / b).ln()
+            } else {
+                0.0
+            }
+        })
+        .sum()
 }
 
 /// TensorRT's entropy calibration on |x|: for each candidate threshold bin `i`, `p` is the
@@ -193,13 +212,25 @@ mod tests {
     use super::*;
 
     fn stats(values: &[f64], bins: usize) -> ValueStats {
-        let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+        let (min, max) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                (a.min(x), b.max(x))
+            });
         let width = (max - min) / bins as f64;
         let mut counts = vec![0u64; bins];
         for &x in values {
             counts[(((x - min) / width) as usize).min(bins - 1)] += 1;
         }
-        ValueStats { min, max, histogram: Some(Histogram { lo: min, width, counts }) }
+        ValueStats {
+            min,
+            max,
+            histogram: Some(Histogram {
+                lo: min,
+                width,
+                counts,
+            }),
+        }
     }
 
     /// 10 000 values in [-1, 1] (each counted 10 000 times, so that a fine grid over the
@@ -222,13 +253,20 @@ mod tests {
     #[test]
     fn minmax_is_the_observed_range() {
         let s = with_outlier();
-        assert_eq!(range(&s, CalibMethod::MinMax, QuantType::Uint8, false), (-1.0, 50.0));
+        assert_eq!(
+            range(&s, CalibMethod::MinMax, QuantType::Uint8, false),
+            (-1.0, 50.0)
+        );
     }
 
     #[test]
     fn clipping_methods_drop_the_outlier() {
         let s = with_outlier();
-        for m in [CalibMethod::Percentile { percentile: 99.9 }, CalibMethod::Entropy, CalibMethod::Mse] {
+        for m in [
+            CalibMethod::Percentile { percentile: 99.9 },
+            CalibMethod::Entropy,
+            CalibMethod::Mse,
+        ] {
             let (lo, hi) = range(&s, m, QuantType::Uint8, false);
             assert!(lo >= -1.0 && hi < 10.0 && hi > 0.5, "{m:?}: {lo}..{hi}");
         }
@@ -236,7 +274,14 @@ mod tests {
 
     #[test]
     fn no_histogram_falls_back_to_minmax() {
-        let s = ValueStats { min: -2.0, max: 3.0, histogram: None };
-        assert_eq!(range(&s, CalibMethod::Entropy, QuantType::Uint8, false), (-2.0, 3.0));
+        let s = ValueStats {
+            min: -2.0,
+            max: 3.0,
+            histogram: None,
+        };
+        assert_eq!(
+            range(&s, CalibMethod::Entropy, QuantType::Uint8, false),
+            (-2.0, 3.0)
+        );
     }
 }

@@ -172,7 +172,9 @@ pub fn constant_weight(g: &Graph, cx: &GraphCx, name: &str) -> Result<(), String
         .find(|(_, p)| p.outputs().iter().any(|o| o == name))
         .map(|(_, p)| p.op_type().to_string());
     Err(match producer {
-        Some(op) if op == "DequantizeLinear" => "weight is already quantized (DequantizeLinear output)".into(),
+        Some(op) if op == "DequantizeLinear" => {
+            "weight is already quantized (DequantizeLinear output)".into()
+        }
         Some(op) => format!("weight is computed at run time (output of {op})"),
         None if g.input_names().any(|i| i == name) => "weight is a graph input".into(),
         None => "weight is defined in an enclosing graph".into(),

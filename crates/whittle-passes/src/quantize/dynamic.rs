@@ -42,10 +42,10 @@ pub fn run(
     let mut need = Need::default();
     GraphWalk::new(model).visit(&model.graph, &mut |g, cx, _| {
         for (ix, _) in g.nodes() {
-            if let Some(Ok(c)) = candidates::examine(g, &cx, ix, String::new(), opts, OPS) {
-                if why_not(g, &c, opts).is_none() {
-                    need.add((11, "DynamicQuantizeLinear".into()));
-                }
+            if let Some(Ok(c)) = candidates::examine(g, &cx, ix, String::new(), opts, OPS)
+                && why_not(g, &c, opts).is_none()
+            {
+                need.add((11, "DynamicQuantizeLinear".into()));
             }
         }
     });
@@ -83,7 +83,9 @@ pub fn run(
 fn why_not(g: &Graph, c: &Candidate, opts: &QuantizeOptions) -> Option<String> {
     let n = g.node(c.ix)?;
     if c.weight_dtype != DataType::FLOAT {
-        return Some("dynamic quantization needs float32 (DynamicQuantizeLinear takes float32 only)".into());
+        return Some(
+            "dynamic quantization needs float32 (DynamicQuantizeLinear takes float32 only)".into(),
+        );
     }
     match n.op_type() {
         "Conv" if !opts.conv_integer => Some(
@@ -115,7 +117,13 @@ struct Rewrite {
     stale: Vec<String>,
 }
 
-fn node(name: &str, op: &str, inputs: &[&str], output: &str, attributes: Vec<whittle_ir::Attribute>) -> Node {
+fn node(
+    name: &str,
+    op: &str,
+    inputs: &[&str],
+    output: &str,
+    attributes: Vec<whittle_ir::Attribute>,
+) -> Node {
     Node {
         proto: NodeProto {
             name: Some(name.to_string()),
@@ -129,7 +137,12 @@ fn node(name: &str, op: &str, inputs: &[&str], output: &str, attributes: Vec<whi
 }
 
 fn f32_tensor(name: &str, dims: Vec<i64>, v: &[f32]) -> Tensor {
-    Tensor::new_raw(name, DataType::FLOAT, dims, Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()))
+    Tensor::new_raw(
+        name,
+        DataType::FLOAT,
+        dims,
+        Bytes::from(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>()),
+    )
 }
 
 fn rewrite(
@@ -150,12 +163,19 @@ fn rewrite(
                 continue;
             }
         };
-        let Some(n) = g.node(c.ix).cloned() else { continue };
+        let Some(n) = g.node(c.ix).cloned() else {
+            continue;
+        };
         if !cx.can_add_initializers() {
-            report.nodes.push(c.entry.skipped("a pre-IR-4 subgraph cannot take new initializers"));
+            report.nodes.push(
+                c.entry
+                    .skipped("a pre-IR-4 subgraph cannot take new initializers"),
+            );
             continue;
         }
-        let Some(values) = g.initializer(&c.weight).map(weight_values) else { continue };
+        let Some(values) = g.initializer(&c.weight).map(weight_values) else {
+            continue;
+        };
         let values = match values {
             Ok(v) => v,
             Err(why) => {
@@ -163,7 +183,12 @@ fn rewrite(
                 continue;
             }
         };
-        let mut rw = Rewrite { at: c.ix, nodes: Vec::new(), tensors: Vec::new(), stale: vec![c.weight.clone()] };
+        let mut rw = Rewrite {
+            at: c.ix,
+            nodes: Vec::new(),
+            tensors: Vec::new(),
+            stale: vec![c.weight.clone()],
+        };
         let act = n.inputs()[0].clone();
         let [aq, ascale, azp] = activations
             .entry(act.clone())
@@ -189,11 +214,25 @@ fn rewrite(
         let is_conv = n.op_type() == "Conv";
         // Weight layout for the integer op: [K, N] (columns = output channels) or Conv's own.
         let (w, dims, layout, t, symmetric) = if is_conv {
-            let layout = if opts.symmetric { c.layout } else { Layout::PerTensor };
-            (values.clone(), c.dims.clone(), layout, QuantType::Uint8, opts.symmetric)
+            let layout = if opts.symmetric {
+                c.layout
+            } else {
+                Layout::PerTensor
+            };
+            (
+                values.clone(),
+                c.dims.clone(),
+                layout,
+                QuantType::Uint8,
+                opts.symmetric,
+            )
         } else {
             let trans = n.op_type() == "Gemm" && n.attr_int("transB").unwrap_or(0) != 0;
-            let (k, nn) = if trans { (c.dims[1], c.dims[0]) } else { (c.dims[0], c.dims[1]) };
+            let (k, nn) = if trans {
+                (c.dims[1], c.dims[0])
+            } else {
+                (c.dims[0], c.dims[1])
+            };
             let w: Vec<f32> = if trans {
                 (0..k * nn).map(|i| values[(i % nn) * k + i / nn]).collect()
             } else {
@@ -207,34 +246,100 @@ fn rewrite(
         };
         let q = weights::quantize(&w, &dims, layout, t, symmetric, scheme::keep_f32);
         let base = out.clone();
-        let wq = weights::values_tensor(&scope::unique_name(taken, &format!("{}_quantized", c.weight)), &q, t, &dims.iter().map(|&d| d as i64).collect::<Vec<_>>());
+        let wq = weights::values_tensor(
+            &scope::unique_name(taken, &format!("{}_quantized", c.weight)),
+            &q,
+            t,
+            &dims.iter().map(|&d| d as i64).collect::<Vec<_>>(),
+        );
         let zps: Vec<i32> = q.params.iter().map(|p| p.zero_point).collect();
         let wz = if zps.iter().all(|&z| z == zps[0]) {
-            Tensor::new_raw(&scope::unique_name(taken, &format!("{}_zero_point", c.weight)), t.dtype(), vec![], scheme::pack(&zps[..1], t))
+            Tensor::new_raw(
+                &scope::unique_name(taken, &format!("{}_zero_point", c.weight)),
+                t.dtype(),
+                vec![],
+                scheme::pack(&zps[..1], t),
+            )
         } else {
-            weights::zero_point_tensor(&scope::unique_name(taken, &format!("{}_zero_point", c.weight)), &q, t)
+            weights::zero_point_tensor(
+                &scope::unique_name(taken, &format!("{}_zero_point", c.weight)),
+                &q,
+                t,
+            )
         };
-        let alpha = if n.op_type() == "Gemm" { n.attribute("alpha").and_then(|a| a.proto.f).unwrap_or(1.0) } else { 1.0 };
+        let alpha = if n.op_type() == "Gemm" {
+            n.attribute("alpha").and_then(|a| a.proto.f).unwrap_or(1.0)
+        } else {
+            1.0
+        };
         let scales: Vec<f32> = q.params.iter().map(|p| p.scale * alpha).collect();
         let sdims = match (layout, is_conv) {
             (Layout::PerTensor, _) => vec![],
-            (_, true) => std::iter::once(dims[0] as i64).chain(dims[2..].iter().map(|_| 1)).collect(),
+            (_, true) => std::iter::once(dims[0] as i64)
+                .chain(dims[2..].iter().map(|_| 1))
+                .collect(),
             (_, false) => vec![dims[1] as i64],
         };
-        let ws = f32_tensor(&scope::unique_name(taken, &format!("{}_scale", c.weight)), sdims, &scales);
+        let ws = f32_tensor(
+            &scope::unique_name(taken, &format!("{}_scale", c.weight)),
+            sdims,
+            &scales,
+        );
         let int_out = scope::unique_name(taken, &format!("{base}_integer"));
         let float_out = scope::unique_name(taken, &format!("{base}_integer_float"));
         let scale_out = scope::unique_name(taken, &format!("{base}_output_scale"));
-        let int_op = if is_conv { "ConvInteger" } else { "MatMulInteger" };
-        let attrs = if is_conv { n.attributes.clone() } else { vec![] };
-        rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_{int_op}")), int_op, &[&aq, wq.name(), &azp, wz.name()], &int_out, attrs));
-        rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_cast")), "Cast", &[&int_out], &float_out, vec![int_attribute("to", i64::from(DataType::FLOAT.0))]));
-        rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_scales_mul")), "Mul", &[&ascale, ws.name()], &scale_out, vec![]));
+        let int_op = if is_conv {
+            "ConvInteger"
+        } else {
+            "MatMulInteger"
+        };
+        let attrs = if is_conv {
+            n.attributes.clone()
+        } else {
+            vec![]
+        };
+        rw.nodes.push(node(
+            &scope::unique_name(taken, &format!("{base}_{int_op}")),
+            int_op,
+            &[&aq, wq.name(), &azp, wz.name()],
+            &int_out,
+            attrs,
+        ));
+        rw.nodes.push(node(
+            &scope::unique_name(taken, &format!("{base}_cast")),
+            "Cast",
+            &[&int_out],
+            &float_out,
+            vec![int_attribute("to", i64::from(DataType::FLOAT.0))],
+        ));
+        rw.nodes.push(node(
+            &scope::unique_name(taken, &format!("{base}_scales_mul")),
+            "Mul",
+            &[&ascale, ws.name()],
+            &scale_out,
+            vec![],
+        ));
         let bias = bias_input(g, &n, taken, &mut rw, &c);
-        let scaled = if bias.is_some() { scope::unique_name(taken, &format!("{base}_scaled")) } else { out.clone() };
-        rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_output_scale_mul")), "Mul", &[&float_out, &scale_out], &scaled, vec![]));
+        let scaled = if bias.is_some() {
+            scope::unique_name(taken, &format!("{base}_scaled"))
+        } else {
+            out.clone()
+        };
+        rw.nodes.push(node(
+            &scope::unique_name(taken, &format!("{base}_output_scale_mul")),
+            "Mul",
+            &[&float_out, &scale_out],
+            &scaled,
+            vec![],
+        ));
         if let Some(b) = bias {
-            rw.nodes.push(node(&scope::unique_name(taken, &format!("{base}_bias_add")), "Add", &[&scaled, &b], &out, vec![]));
+            rw.nodes.push(node(
+                &scope::unique_name(taken, &format!("{base}_bias_add")),
+                "Add",
+                &[&scaled, &b],
+                &out,
+                vec![],
+            ));
         }
         let bytes_after = wq.data_byte_len() + wz.data_byte_len() + ws.data_byte_len();
         rw.tensors.extend([wq, wz, ws]);
@@ -243,7 +348,10 @@ fn rewrite(
         c.entry.form = Some(format!(
             "DynamicQuantizeLinear + {int_op} (uint8 × {}, {} {})",
             t.name(),
-            layout.describe().replace(" (axis 1)", "").replace(" (axis 0)", ""),
+            layout
+                .describe()
+                .replace(" (axis 1)", "")
+                .replace(" (axis 0)", ""),
             if symmetric { "symmetric" } else { "asymmetric" }
         ));
         c.entry.weight_sqnr_db = scheme::sqnr_db(&w, &q.dequantized);
@@ -255,14 +363,22 @@ fn rewrite(
 }
 
 /// The bias to add after scaling: Conv's B reshaped to [C, 1, …], Gemm's `beta·C`.
-fn bias_input(g: &Graph, n: &Node, taken: &mut HashSet<String>, rw: &mut Rewrite, c: &Candidate) -> Option<String> {
+fn bias_input(
+    g: &Graph,
+    n: &Node,
+    taken: &mut HashSet<String>,
+    rw: &mut Rewrite,
+    c: &Candidate,
+) -> Option<String> {
     let b = n.inputs().get(2).filter(|s| !s.is_empty())?;
     let base = &n.outputs()[0];
     match n.op_type() {
         "Conv" => {
             let t = g.initializer(b)?;
             let v = t.to_f32_vec().ok()?;
-            let dims: Vec<i64> = std::iter::once(v.len() as i64).chain(c.dims[2..].iter().map(|_| 1)).collect();
+            let dims: Vec<i64> = std::iter::once(v.len() as i64)
+                .chain(c.dims[2..].iter().map(|_| 1))
+                .collect();
             let name = scope::unique_name(taken, &format!("{base}_bias"));
             rw.tensors.push(f32_tensor(&name, dims, &v));
             rw.stale.push(b.clone());

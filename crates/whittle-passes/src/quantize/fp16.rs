@@ -62,11 +62,14 @@ pub fn run(
             "{flushed} non-zero weight values are below the float16 range and became 0"
         ));
     }
-    for ix in original.into_iter().filter(|ix| !plan.keep_f32.contains_key(ix)) {
-        if let Some(n) = g.node(ix).cloned() {
-            if let Some(slot) = g.node_mut(ix) {
-                *slot = retype_node(n);
-            }
+    for ix in original
+        .into_iter()
+        .filter(|ix| !plan.keep_f32.contains_key(ix))
+    {
+        if let Some(n) = g.node(ix).cloned()
+            && let Some(slot) = g.node_mut(ix)
+        {
+            *slot = retype_node(n);
         }
     }
     for c in output_casts {
@@ -80,7 +83,11 @@ pub fn run(
 /// One report entry per node that reads or writes a float32 value.
 fn entries(g: &Graph, plan: &Plan, macs: &MacTable, report: &mut QuantizeReport) {
     for (pos, (ix, n)) in g.nodes().enumerate() {
-        let touches = n.inputs().iter().chain(n.outputs()).any(|v| plan.floats.contains(v.as_str()));
+        let touches = n
+            .inputs()
+            .iter()
+            .chain(n.outputs())
+            .any(|v| plan.floats.contains(v.as_str()));
         if !touches {
             continue;
         }
@@ -105,7 +112,13 @@ fn entries(g: &Graph, plan: &Plan, macs: &MacTable, report: &mut QuantizeReport)
 }
 
 fn weight_error(g: &Graph, n: &Node, plan: &Plan, e: &mut NodeEntry) {
-    let Some(w) = n.inputs().get(1).filter(|w| plan.as_f16.contains(w.as_str())) else { return };
+    let Some(w) = n
+        .inputs()
+        .get(1)
+        .filter(|w| plan.as_f16.contains(w.as_str()))
+    else {
+        return;
+    };
     let Some(t) = g.initializer(w) else { return };
     let Ok(v) = t.to_f32_vec() else { return };
     let h: Vec<f32> = v.iter().map(|&x| scheme::through_f16(x)).collect();
@@ -134,10 +147,17 @@ fn fix_outputs(
         if have16 == want16 {
             continue;
         }
-        let Some(producer) = g.nodes().find(|(_, n)| n.outputs().contains(&o)).map(|(ix, _)| ix) else {
+        let Some(producer) = g
+            .nodes()
+            .find(|(_, n)| n.outputs().contains(&o))
+            .map(|(ix, _)| ix)
+        else {
             continue;
         };
-        let inner = scope::unique_name(taken, &format!("{o}_{}", if have16 { "fp16" } else { "fp32" }));
+        let inner = scope::unique_name(
+            taken,
+            &format!("{o}_{}", if have16 { "fp16" } else { "fp32" }),
+        );
         let map = HashMap::from([(o.clone(), inner.clone())]);
         scope::rename_uses(g, &map, false);
         if let Some(n) = g.node_mut(producer) {
@@ -153,7 +173,11 @@ fn fix_outputs(
         } else {
             plan.as_f16.insert(o.clone());
         }
-        let to = if have16 { DataType::FLOAT } else { DataType::FLOAT16 };
+        let to = if have16 {
+            DataType::FLOAT
+        } else {
+            DataType::FLOAT16
+        };
         let name = scope::unique_name(taken, &format!("{o}_cast"));
         casts.push(cast(&name, &inner, &o, to));
     }
@@ -179,17 +203,25 @@ fn insert_casts(g: &mut Graph, plan: &Plan, taken: &mut HashSet<String>) {
     let mut new_casts: Vec<(NodeIndex, Node)> = Vec::new();
     let mut reroutes: Vec<(NodeIndex, usize, String)> = Vec::new();
     let mut renames: Vec<(NodeIndex, HashMap<String, String>)> = Vec::new();
-    let mut want = |v: &str, want16: bool, before: NodeIndex, new_casts: &mut Vec<(NodeIndex, Node)>| {
-        made.entry((v.to_string(), want16))
-            .or_insert_with(|| {
-                let out = scope::unique_name(taken, &format!("{v}_{}", if want16 { "fp16" } else { "fp32" }));
-                let name = scope::unique_name(taken, &format!("{out}_cast"));
-                let to = if want16 { DataType::FLOAT16 } else { DataType::FLOAT };
-                new_casts.push((before, cast(&name, v, &out, to)));
-                out
-            })
-            .clone()
-    };
+    let mut want =
+        |v: &str, want16: bool, before: NodeIndex, new_casts: &mut Vec<(NodeIndex, Node)>| {
+            made.entry((v.to_string(), want16))
+                .or_insert_with(|| {
+                    let out = scope::unique_name(
+                        taken,
+                        &format!("{v}_{}", if want16 { "fp16" } else { "fp32" }),
+                    );
+                    let name = scope::unique_name(taken, &format!("{out}_cast"));
+                    let to = if want16 {
+                        DataType::FLOAT16
+                    } else {
+                        DataType::FLOAT
+                    };
+                    new_casts.push((before, cast(&name, v, &out, to)));
+                    out
+                })
+                .clone()
+        };
     for (ix, n) in g.nodes() {
         let kept = plan.keep_f32.contains_key(&ix);
         for (k, v) in n.inputs().iter().enumerate() {
@@ -234,7 +266,11 @@ fn insert_casts(g: &mut Graph, plan: &Plan, taken: &mut HashSet<String>) {
 /// non-zero values flushed to zero.
 fn convert_initializers(g: &mut Graph, plan: &Plan) -> usize {
     let mut flushed = 0;
-    for t in g.initializers.iter_mut().filter(|t| plan.as_f16.contains(t.name())) {
+    for t in g
+        .initializers
+        .iter_mut()
+        .filter(|t| plan.as_f16.contains(t.name()))
+    {
         let Ok(v) = t.to_f32_vec() else { continue };
         let (data, z) = to_f16_bytes(&v);
         flushed += z;
@@ -259,7 +295,12 @@ fn to_f16_bytes(v: &[f32]) -> (Bytes, usize) {
 
 fn f16_tensor(t: &Tensor) -> Option<Tensor> {
     let v = t.to_f32_vec().ok()?;
-    let mut out = Tensor::new_raw(t.name(), DataType::FLOAT16, t.dims().to_vec(), to_f16_bytes(&v).0);
+    let mut out = Tensor::new_raw(
+        t.name(),
+        DataType::FLOAT16,
+        t.dims().to_vec(),
+        to_f16_bytes(&v).0,
+    );
     out.proto.doc_string = t.proto.doc_string.clone();
     Some(out)
 }
@@ -295,11 +336,17 @@ fn retype_node(mut n: Node) -> Node {
         }
     }
     if op == "Constant" {
-        let scalar = n.attribute("value_float").and_then(|a| a.proto.f).map(|f| (vec![], vec![f]));
-        let list = n.attribute("value_floats").map(|a| (vec![a.proto.floats.len() as i64], a.proto.floats.clone()));
+        let scalar = n
+            .attribute("value_float")
+            .and_then(|a| a.proto.f)
+            .map(|f| (vec![], vec![f]));
+        let list = n
+            .attribute("value_floats")
+            .map(|a| (vec![a.proto.floats.len() as i64], a.proto.floats.clone()));
         if let Some((dims, values)) = scalar.or(list) {
             let t = Tensor::new_raw("", DataType::FLOAT16, dims, to_f16_bytes(&values).0);
-            n.attributes.retain(|a| !matches!(a.proto.name(), "value_float" | "value_floats"));
+            n.attributes
+                .retain(|a| !matches!(a.proto.name(), "value_float" | "value_floats"));
             n.attributes.push(tensor_attribute("value", t));
         }
     }
@@ -311,20 +358,29 @@ fn retype_node(mut n: Node) -> Node {
 }
 
 fn set_elem(v: &mut ValueInfoProto, to: DataType) {
-    if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut()) {
-        if t.elem_type == Some(DataType::FLOAT.0) || t.elem_type == Some(DataType::FLOAT16.0) {
-            t.elem_type = Some(to.0);
-        }
+    if let Some(type_proto::Value::TensorType(t)) = v.r#type.as_mut().and_then(|t| t.value.as_mut())
+        && (t.elem_type == Some(DataType::FLOAT.0) || t.elem_type == Some(DataType::FLOAT16.0))
+    {
+        t.elem_type = Some(to.0);
     }
 }
 
 /// Declared types of inputs, outputs and value_info follow the values' precision.
 fn retype_declarations(g: &mut Graph, plan: &Plan) {
     let p = &mut g.proto;
-    for v in p.input.iter_mut().chain(p.output.iter_mut()).chain(p.value_info.iter_mut()) {
+    for v in p
+        .input
+        .iter_mut()
+        .chain(p.output.iter_mut())
+        .chain(p.value_info.iter_mut())
+    {
         let name = v.name().to_string();
         if plan.floats.contains(&name) {
-            let to = if plan.as_f16.contains(&name) { DataType::FLOAT16 } else { DataType::FLOAT };
+            let to = if plan.as_f16.contains(&name) {
+                DataType::FLOAT16
+            } else {
+                DataType::FLOAT
+            };
             set_elem(v, to);
         }
     }

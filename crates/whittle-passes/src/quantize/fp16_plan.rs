@@ -23,10 +23,27 @@ pub const F16_MAX: f64 = 65504.0;
 /// Ops kept in float32 by default: no float16 kernel or float16-unsafe semantics in
 /// onnxruntime's converter list, random generators, sequences.
 pub const DEFAULT_BLOCK_OPS: &[&str] = &[
-    "Range", "CumSum", "TopK", "NonMaxSuppression", "RoiAlign", "Upsample", "RandomNormal",
-    "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli",
-    "EyeLike", "SequenceAt", "SequenceConstruct", "SequenceInsert", "SequenceEmpty",
-    "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement",
+    "Range",
+    "CumSum",
+    "TopK",
+    "NonMaxSuppression",
+    "RoiAlign",
+    "Upsample",
+    "RandomNormal",
+    "RandomUniform",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+    "EyeLike",
+    "SequenceAt",
+    "SequenceConstruct",
+    "SequenceInsert",
+    "SequenceEmpty",
+    "SplitToSequence",
+    "ConcatFromSequence",
+    "Optional",
+    "OptionalGetElement",
     "DynamicQuantizeLinear",
 ];
 
@@ -76,11 +93,15 @@ pub fn plan(
 ) -> Plan {
     let mut p = Plan::default();
     let is_float = |name: &str| {
-        g.initializer(name).map(|t| t.dtype())
+        g.initializer(name)
+            .map(|t| t.dtype())
             .or_else(|| shapes.get(name).and_then(|s| s.dtype))
             == Some(DataType::FLOAT)
     };
-    for name in g.input_names().chain(g.initializers.iter().map(|t| t.name())) {
+    for name in g
+        .input_names()
+        .chain(g.initializers.iter().map(|t| t.name()))
+    {
         if is_float(name) {
             p.floats.insert(name.to_string());
         }
@@ -89,20 +110,27 @@ pub fn plan(
     for i in g.input_names().filter(|i| p.floats.contains(*i)) {
         if let Some(m) = max_abs(g, i, calib).filter(|m| *m > F16_MAX) {
             too_big.insert(i.to_string());
-            p.overflow.push(format!("{i:?} (max |x| = {m:.4e} > {F16_MAX})"));
+            p.overflow
+                .push(format!("{i:?} (max |x| = {m:.4e} > {F16_MAX})"));
         }
     }
     for (_, n) in g.nodes() {
-        for v in n.inputs().iter().chain(n.outputs()).filter(|v| !v.is_empty()) {
+        for v in n
+            .inputs()
+            .iter()
+            .chain(n.outputs())
+            .filter(|v| !v.is_empty())
+        {
             if n.outputs().contains(v) && is_float(v) {
                 p.floats.insert(v.clone());
             }
-            if p.floats.contains(v.as_str()) && !too_big.contains(v.as_str()) {
-                if let Some(m) = max_abs(g, v, calib).filter(|m| *m > F16_MAX) {
-                    too_big.insert(v.clone());
-                    p.overflow
-                        .push(format!("{v:?} (max |x| = {m:.4e} > {F16_MAX})"));
-                }
+            if p.floats.contains(v.as_str())
+                && !too_big.contains(v.as_str())
+                && let Some(m) = max_abs(g, v, calib).filter(|m| *m > F16_MAX)
+            {
+                too_big.insert(v.clone());
+                p.overflow
+                    .push(format!("{v:?} (max |x| = {m:.4e} > {F16_MAX})"));
             }
         }
     }
@@ -114,17 +142,22 @@ pub fn plan(
     let graph_outputs: HashSet<&str> = g.output_names().collect();
     for (ix, n) in g.nodes() {
         if !p.keep_f32.contains_key(&ix) {
-            p.as_f16
-                .extend(n.outputs().iter().filter(|o| p.floats.contains(o.as_str())).cloned());
+            p.as_f16.extend(
+                n.outputs()
+                    .iter()
+                    .filter(|o| p.floats.contains(o.as_str()))
+                    .cloned(),
+            );
         }
     }
     if !opts.keep_io_types {
-        p.as_f16
-            .extend(
-                g.input_names()
-                    .filter(|i| p.floats.contains(*i) && g.initializer(i).is_none() && !too_big.contains(*i))
-                    .map(String::from),
-            );
+        p.as_f16.extend(
+            g.input_names()
+                .filter(|i| {
+                    p.floats.contains(*i) && g.initializer(i).is_none() && !too_big.contains(*i)
+                })
+                .map(String::from),
+        );
     }
     for t in &g.initializers {
         let name = t.name();
@@ -136,7 +169,10 @@ pub fn plan(
         }
         let read_in_f16 = g.nodes().any(|(ix, n)| {
             !p.keep_f32.contains_key(&ix)
-                && n.inputs().iter().enumerate().any(|(k, i)| i == name && !always_float(n, k))
+                && n.inputs()
+                    .iter()
+                    .enumerate()
+                    .any(|(k, i)| i == name && !always_float(n, k))
         });
         if read_in_f16 || (graph_outputs.contains(name) && !opts.keep_io_types) {
             p.as_f16.insert(name.to_string());
@@ -169,7 +205,9 @@ fn keep_reason(
         return Some(format!("{op} is on the float32 block list"));
     }
     if let Some((_, since)) = F16_SINCE.iter().find(|(o, v)| *o == op && opset < *v) {
-        return Some(format!("{op} takes float16 only from opset {since} (the model has {opset})"));
+        return Some(format!(
+            "{op} takes float16 only from opset {since} (the model has {opset})"
+        ));
     }
     if n.subgraphs().next().is_some() {
         return Some("holds subgraphs (kept in float32 with their bodies)".into());
@@ -195,11 +233,10 @@ fn keep_reason(
             return Some("its value exceeds the float16 range".into());
         }
     }
-    let unknown = n
-        .outputs()
-        .iter()
-        .filter(|o| !o.is_empty())
-        .find(|o| shapes.get(o).and_then(|s| s.dtype).is_none() && !floats.contains(o.as_str()));
+    let unknown =
+        n.outputs().iter().filter(|o| !o.is_empty()).find(|o| {
+            shapes.get(o).and_then(|s| s.dtype).is_none() && !floats.contains(o.as_str())
+        });
     if let Some(o) = unknown {
         return Some(format!("the type of output {o:?} is unknown"));
     }

@@ -38,10 +38,11 @@ pub mod report;
 pub mod scheme;
 pub mod static_qdq;
 mod static_rewrite;
-pub mod weight_mode;
-pub mod weights;
+mod static_weights;
 #[cfg(test)]
 mod tests;
+pub mod weight_mode;
+pub mod weights;
 
 pub use calib::{CalibrationData, Histogram, ValueStats};
 pub use options::{CalibMethod, Format, Granularity, Mode, QuantizeOptions};
@@ -69,7 +70,9 @@ pub fn quantize(
         ..Default::default()
     };
     let before = tensor_bytes(model);
-    if opts.mode != Mode::Fp16 && candidates::has_constant_node_weights(&model.graph, candidates::WEIGHT_OPS) {
+    if opts.mode != Mode::Fp16
+        && candidates::has_constant_node_weights(&model.graph, candidates::WEIGHT_OPS)
+    {
         let mut cx = PassContext::default();
         let r = crate::cleanup::constants::ConstantsToInitializers.run(model, &mut cx)?;
         report.notes.push(format!(
@@ -93,7 +96,11 @@ pub fn quantize(
     report.opset_after = model.opset("");
     report.bytes.tensors_before = before;
     report.bytes.tensors_after = tensor_bytes(model);
-    for n in report.nodes.iter().filter(|n| n.status == Status::Quantized) {
+    for n in report
+        .nodes
+        .iter()
+        .filter(|n| n.status == Status::Quantized)
+    {
         report.bytes.weights_before += n.weight_bytes_before.unwrap_or(0);
         report.bytes.weights_after += n.weight_bytes_after.unwrap_or(0);
     }
@@ -134,7 +141,11 @@ impl Pass for Quantize {
         let mut out = PassReport::default();
         out.changes.extend(r.notes.iter().cloned());
         for n in &r.nodes {
-            let line = format!("{} {}", n.node, n.form.as_deref().or(n.reason.as_deref()).unwrap_or(""));
+            let line = format!(
+                "{} {}",
+                n.node,
+                n.form.as_deref().or(n.reason.as_deref()).unwrap_or("")
+            );
             match n.status {
                 Status::Quantized | Status::Float16 => out.changes.push(line),
                 Status::Skipped | Status::KeptFloat32 => out.skipped.push(line),
@@ -184,7 +195,8 @@ pub(crate) struct GraphWalk {
     pub taken: HashSet<String>,
 }
 
-type VisitMut<'a> = dyn FnMut(&mut Graph, GraphCx, &str, &mut HashSet<String>) -> Result<(), PassError> + 'a;
+type VisitMut<'a> =
+    dyn FnMut(&mut Graph, GraphCx, &str, &mut HashSet<String>) -> Result<(), PassError> + 'a;
 
 impl GraphWalk {
     pub fn new(model: &Model) -> GraphWalk {

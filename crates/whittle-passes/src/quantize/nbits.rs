@@ -65,7 +65,10 @@ pub fn rewrite(
         let why_not = if c.entry.op != "MatMul" {
             Some("--format ort-nbits rewrites MatMul only".to_string())
         } else if c.dims.len() != 2 {
-            Some(format!("MatMulNBits needs a 2-D weight, this one has rank {}", c.dims.len()))
+            Some(format!(
+                "MatMulNBits needs a 2-D weight, this one has rank {}",
+                c.dims.len()
+            ))
         } else if !cx.can_add_initializers() {
             Some("a pre-IR-4 subgraph cannot take new initializers".to_string())
         } else {
@@ -75,7 +78,9 @@ pub fn rewrite(
             report.nodes.push(c.entry.skipped(why));
             continue;
         }
-        let Some(t) = g.initializer(&c.weight) else { continue };
+        let Some(t) = g.initializer(&c.weight) else {
+            continue;
+        };
         let values = match weight_values(t) {
             Ok(v) => v,
             Err(why) => {
@@ -88,7 +93,14 @@ pub fn rewrite(
         let transposed: Vec<f32> = (0..n * k).map(|i| values[(i % k) * n + i / k]).collect();
         let layout = Layout::Blocked { axis: 1, block };
         let round = weights::rounding_for(c.weight_dtype);
-        let q = weights::quantize(&transposed, &[n, k], layout, code_type, opts.symmetric, round);
+        let q = weights::quantize(
+            &transposed,
+            &[n, k],
+            layout,
+            code_type,
+            opts.symmetric,
+            round,
+        );
         let dequantized: Vec<f32> = (0..k * n)
             .map(|i| q.dequantized[(i % n) * k + i / n])
             .collect();
@@ -97,13 +109,26 @@ pub fn rewrite(
             Tensor::new_raw(
                 &scope::unique_name(taken, &format!("{base}_Q{bits}")),
                 DataType::UINT8,
-                vec![n as i64, k.div_ceil(block) as i64, (block * bits / 8) as i64],
+                vec![
+                    n as i64,
+                    k.div_ceil(block) as i64,
+                    (block * bits / 8) as i64,
+                ],
                 pack_blocks(&q, n, k, block, code_type),
             ),
-            weights::scale_tensor(&scope::unique_name(taken, &format!("{base}_scales")), &q, c.weight_dtype),
+            weights::scale_tensor(
+                &scope::unique_name(taken, &format!("{base}_scales")),
+                &q,
+                c.weight_dtype,
+            ),
         ];
         if !opts.symmetric {
-            tensors.push(zero_points(&scope::unique_name(taken, &format!("{base}_zero_points")), &q, n, code_type));
+            tensors.push(zero_points(
+                &scope::unique_name(taken, &format!("{base}_zero_points")),
+                &q,
+                n,
+                code_type,
+            ));
         }
         let Some(node) = g.node(c.ix) else { continue };
         let mut inputs = vec![node.inputs()[0].clone()];
@@ -128,7 +153,11 @@ pub fn rewrite(
         c.entry.status = Status::Quantized;
         c.entry.form = Some(format!(
             "MatMulNBits {bits}-bit block {block} {}",
-            if opts.symmetric { "symmetric" } else { "asymmetric" }
+            if opts.symmetric {
+                "symmetric"
+            } else {
+                "asymmetric"
+            }
         ));
         c.entry.weight_sqnr_db = scheme::sqnr_db(&values, &dequantized);
         c.entry.weight_bytes_after = Some(tensors.iter().map(Tensor::data_byte_len).sum());
@@ -178,5 +207,10 @@ fn zero_points(name: &str, q: &Quantized, n: usize, t: QuantType) -> Tensor {
         bytes.extend_from_slice(&scheme::pack(&row, t));
     }
     let per_row = (blocks * t.bits() as usize).div_ceil(8);
-    Tensor::new_raw(name, DataType::UINT8, vec![n as i64, per_row as i64], Bytes::from(bytes))
+    Tensor::new_raw(
+        name,
+        DataType::UINT8,
+        vec![n as i64, per_row as i64],
+        Bytes::from(bytes),
+    )
 }

@@ -43,7 +43,11 @@ impl Need {
 }
 
 /// Raises the model's ai.onnx opset to `need.opset` when it is lower; notes it in the report.
-pub fn ensure_opset(model: &mut Model, need: &Need, report: &mut QuantizeReport) -> Result<(), PassError> {
+pub fn ensure_opset(
+    model: &mut Model,
+    need: &Need,
+    report: &mut QuantizeReport,
+) -> Result<(), PassError> {
     let current = model.opset("").unwrap_or(0);
     if need.opset <= current {
         return Ok(());

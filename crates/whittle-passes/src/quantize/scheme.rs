@@ -192,7 +192,10 @@ mod tests {
         // Values computed by hand from the ONNX formula (numpy: np.rint(x / s) + zp, clip).
         let s = p(0.5, 0);
         let xs = [1.25f32, 1.75, -1.25, 0.25, 0.75, 100.0, -100.0];
-        let got: Vec<i32> = xs.iter().map(|&x| quantize_value(x, s, QuantType::Int8)).collect();
+        let got: Vec<i32> = xs
+            .iter()
+            .map(|&x| quantize_value(x, s, QuantType::Int8))
+            .collect();
         // 2.5→2, 3.5→4, -2.5→-2, 0.5→0, 1.5→2, saturate at 127 / -128
         assert_eq!(got, vec![2, 4, -2, 0, 2, 127, -128]);
         let u = p(0.5, 128);

@@ -27,7 +27,15 @@ use whittle_ir::{DataType, Graph, Model, Node};
 
 /// The ops static mode quantizes.
 pub const STATIC_OPS: &[&str] = &[
-    "Conv", "Gemm", "MatMul", "Add", "Mul", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat",
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "Add",
+    "Mul",
+    "MaxPool",
+    "AveragePool",
+    "GlobalAveragePool",
+    "Concat",
 ];
 const WEIGHTED: &[&str] = &["Conv", "Gemm", "MatMul"];
 const FOLDS_INTO: &[&str] = &["Conv", "Gemm", "MatMul", "Add"];
@@ -67,7 +75,11 @@ pub struct Plan {
 
 /// The values whose statistics the plan needs, in order.
 pub fn targets(model: &Model, opts: &QuantizeOptions) -> Vec<String> {
-    let plan = plan(model, opts, &MacTable::new(model, &ShapeOverrides::default()));
+    let plan = plan(
+        model,
+        opts,
+        &MacTable::new(model, &ShapeOverrides::default()),
+    );
     let mut seen = HashSet::new();
     plan.tensors
         .iter()
@@ -98,13 +110,15 @@ pub fn plan(model: &Model, opts: &QuantizeOptions, macs: &MacTable) -> Plan {
         let mut entry = NodeEntry::new(candidates::node_label("", n, pos), n.op_type());
         entry.output = n.outputs().first().cloned();
         entry.macs = macs.get("", n);
-        plan.nodes.push(examine(g, &cx, &shapes, ix, n, entry, opts));
+        plan.nodes
+            .push(examine(g, &cx, &shapes, ix, n, entry, opts));
     }
     fold_activations(g, &mut plan);
     plan.tensors = tensors(g, &shapes, &plan);
     plan
 }
 
+#[allow(clippy::result_large_err)] // the Err is the report entry, kept by value like the Ok
 fn examine(
     g: &Graph,
     cx: &GraphCx,
@@ -120,7 +134,12 @@ fn examine(
     if opts.exclude_nodes.iter().any(|o| o == n.name()) {
         return Err(entry.skipped("excluded by --exclude-nodes"));
     }
-    let inputs: Vec<(usize, &String)> = n.inputs().iter().enumerate().filter(|(_, s)| !s.is_empty()).collect();
+    let inputs: Vec<(usize, &String)> = n
+        .inputs()
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.is_empty())
+        .collect();
     let op = n.op_type();
     let data_inputs = match op {
         "Conv" | "Gemm" | "MatMul" => 2,
@@ -130,7 +149,11 @@ fn examine(
     for &(_, name) in inputs.iter().take(data_inputs) {
         match dtype_of(g, shapes, name) {
             Some(DataType::FLOAT) => {}
-            Some(d) => return Err(entry.skipped(format!("input {name:?} is {d} (static mode quantizes float32)"))),
+            Some(d) => {
+                return Err(entry.skipped(format!(
+                    "input {name:?} is {d} (static mode quantizes float32)"
+                )));
+            }
             None => return Err(entry.skipped(format!("the type of input {name:?} is unknown"))),
         }
     }
@@ -138,7 +161,13 @@ fn examine(
         return Err(entry.skipped("has a second output (e.g. MaxPool indices)"));
     }
     let constant = |name: &str| candidates::constant_weight(g, cx, name).is_ok();
-    let mut planned = Planned { ix, entry, weight: None, activations: vec![], constants: vec![] };
+    let mut planned = Planned {
+        ix,
+        entry,
+        weight: None,
+        activations: vec![],
+        constants: vec![],
+    };
     if WEIGHTED.contains(&op) {
         match candidates::examine(g, cx, ix, planned.entry.node.clone(), opts, WEIGHTED) {
             Some(Ok(mut c)) => {
@@ -151,11 +180,19 @@ fn examine(
             Some(Err(_)) if op == "MatMul" && !constant(&n.inputs()[1]) => {
                 planned.activations.extend([0, 1]);
             }
-            Some(Err(e)) => return Err(NodeEntry { macs: planned.entry.macs, output: planned.entry.output, ..e }),
+            Some(Err(e)) => {
+                return Err(NodeEntry {
+                    macs: planned.entry.macs,
+                    output: planned.entry.output,
+                    ..e
+                });
+            }
             None => return Err(planned.entry.skipped("not a node whittle quantizes")),
         }
         if constant(&n.inputs()[0]) {
-            return Err(planned.entry.skipped("its input is a constant (fold it first)"));
+            return Err(planned
+                .entry
+                .skipped("its input is a constant (fold it first)"));
         }
         return Ok(planned);
     }
@@ -167,7 +204,9 @@ fn examine(
         }
     }
     if planned.activations.is_empty() {
-        return Err(planned.entry.skipped("all its inputs are constants (fold them first)"));
+        return Err(planned
+            .entry
+            .skipped("all its inputs are constants (fold them first)"));
     }
     Ok(planned)
 }
@@ -180,7 +219,9 @@ fn clamps_at_zero_or_above(g: &Graph, n: &Node) -> bool {
             if let Some(min) = n.attribute("min").and_then(|a| a.proto.f) {
                 return min >= 0.0;
             }
-            let Some(name) = n.inputs().get(1).filter(|s| !s.is_empty()) else { return false };
+            let Some(name) = n.inputs().get(1).filter(|s| !s.is_empty()) else {
+                return false;
+            };
             g.initializer(name)
                 .and_then(|t| t.to_f32_vec().ok())
                 .is_some_and(|v| v.len() == 1 && v[0] >= 0.0)
@@ -193,16 +234,22 @@ fn fold_activations(g: &Graph, plan: &mut Plan) {
     let uses = Uses::of(g);
     for p in plan.nodes.iter_mut().filter_map(|p| p.as_mut().ok()) {
         let Some(n) = g.node(p.ix) else { continue };
-        let Some(t) = n.outputs().first() else { continue };
+        let Some(t) = n.outputs().first() else {
+            continue;
+        };
         if !FOLDS_INTO.contains(&n.op_type()) || uses.is_output(t) {
             continue;
         }
         let [one] = uses.consumers(t) else { continue };
-        let Some(act) = g.node(one.node) else { continue };
+        let Some(act) = g.node(one.node) else {
+            continue;
+        };
         if one.slot != Some(0) || !act.domain().is_empty() || !clamps_at_zero_or_above(g, act) {
             continue;
         }
-        let Some(r) = act.outputs().first() else { continue };
+        let Some(r) = act.outputs().first() else {
+            continue;
+        };
         if uses.is_output(r) || uses.consumers(r).iter().any(|u| u.slot.is_none()) {
             continue;
         }
@@ -211,8 +258,16 @@ fn fold_activations(g: &Graph, plan: &mut Plan) {
 }
 
 fn tensors(g: &Graph, shapes: &ShapeMap, plan: &Plan) -> Vec<(String, Source)> {
-    let folded: HashMap<&str, &str> = plan.folds.iter().map(|(_, r, t)| (r.as_str(), t.as_str())).collect();
-    let stats_of: HashMap<&str, &str> = plan.folds.iter().map(|(_, r, t)| (t.as_str(), r.as_str())).collect();
+    let folded: HashMap<&str, &str> = plan
+        .folds
+        .iter()
+        .map(|(_, r, t)| (r.as_str(), t.as_str()))
+        .collect();
+    let stats_of: HashMap<&str, &str> = plan
+        .folds
+        .iter()
+        .map(|(_, r, t)| (t.as_str(), r.as_str()))
+        .collect();
     let outputs: HashSet<&str> = g.output_names().collect();
     let mut out: Vec<(String, Source)> = Vec::new();
     let mut seen = HashSet::new();
@@ -231,7 +286,9 @@ fn tensors(g: &Graph, shapes: &ShapeMap, plan: &Plan) -> Vec<(String, Source)> {
             first_input.get_or_insert(t.to_string());
             push(t, src, &mut out);
         }
-        let Some(o) = n.outputs().first() else { continue };
+        let Some(o) = n.outputs().first() else {
+            continue;
+        };
         if let Some(r) = stats_of.get(o.as_str()) {
             push(o, Source::Stats(r.to_string()), &mut out);
         } else if outputs.contains(o.as_str()) {

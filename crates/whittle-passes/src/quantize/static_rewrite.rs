@@ -9,12 +9,10 @@ use super::calib;
 use super::needs::{self, Need};
 use super::report::{QuantizeReport, Status};
 use super::scheme::{self, Params, QuantType};
-use super::static_qdq::{self, Planned, Source};
-use super::weight_mode::{dq_node, drop_unused, weight_values};
-use super::weights::{self, Layout};
+use super::static_qdq::{self, Source};
+use super::weight_mode::drop_unused;
 use super::{CalibrationData, MacTable, QuantizeOptions};
 use crate::PassError;
-use crate::cleanup::attrs::int_attribute;
 use crate::cleanup::scope::{self, GraphCx};
 use bytes::Bytes;
 use petgraph::stable_graph::NodeIndex;
@@ -53,14 +51,29 @@ pub fn run(
         let p = match src {
             Source::Stats(name) => {
                 let s = calib.values.get(name).ok_or_else(|| {
-                    failed(format!("no calibration statistics for value {name:?} (needed to quantize {t:?})"))
+                    failed(format!(
+                        "no calibration statistics for value {name:?} (needed to quantize {t:?})"
+                    ))
                 })?;
-                let (lo, hi) = calib::range(s, opts.calib_method, opts.activation_type, opts.symmetric_activations);
-                scheme::params_for_range(lo as f32, hi as f32, opts.activation_type, opts.symmetric_activations, scheme::keep_f32)
+                let (lo, hi) = calib::range(
+                    s,
+                    opts.calib_method,
+                    opts.activation_type,
+                    opts.symmetric_activations,
+                );
+                scheme::params_for_range(
+                    lo as f32,
+                    hi as f32,
+                    opts.activation_type,
+                    opts.symmetric_activations,
+                    scheme::keep_f32,
+                )
             }
-            Source::SameAs(other) => *params
-                .get(other)
-                .ok_or_else(|| failed(format!("{t:?} shares the parameters of {other:?}, which has none")))?,
+            Source::SameAs(other) => *params.get(other).ok_or_else(|| {
+                failed(format!(
+                    "{t:?} shares the parameters of {other:?}, which has none"
+                ))
+            })?,
         };
         params.insert(t.clone(), p);
     }
@@ -68,11 +81,21 @@ pub fn run(
     let mut taken = scope::all_names(&model.graph);
     let g = &mut model.graph;
     let mut edit = Edit::default();
-    activations(g, &plan, &params, opts.activation_type, &mut taken, &mut edit);
+    activations(
+        g,
+        &plan,
+        &params,
+        opts.activation_type,
+        &mut taken,
+        &mut edit,
+    );
     let folded: HashSet<NodeIndex> = plan.folds.iter().map(|(ix, _, _)| *ix).collect();
     let folded_into: HashSet<&str> = plan.folds.iter().map(|(_, _, t)| t.as_str()).collect();
-    let folded_values: HashMap<String, String> =
-        plan.folds.iter().map(|(_, r, t)| (r.clone(), t.clone())).collect();
+    let folded_values: HashMap<String, String> = plan
+        .folds
+        .iter()
+        .map(|(_, r, t)| (r.clone(), t.clone()))
+        .collect();
     for item in plan.nodes {
         let mut p = match item {
             Ok(p) => p,
@@ -81,7 +104,15 @@ pub fn run(
                 continue;
             }
         };
-        node_constants(g, &mut p, &params, &folded_values, opts, &mut taken, &mut edit);
+        super::static_weights::node_constants(
+            g,
+            &mut p,
+            &params,
+            &folded_values,
+            opts,
+            &mut taken,
+            &mut edit,
+        );
         p.entry.status = Status::Quantized;
         p.entry.integer = true;
         let w = p.weight.as_ref().map_or(String::new(), |c| {
@@ -89,14 +120,21 @@ pub fn run(
                 ", {} {} {} weights",
                 opts.weight_type.name(),
                 c.layout.describe(),
-                if opts.symmetric { "symmetric" } else { "asymmetric" }
+                if opts.symmetric {
+                    "symmetric"
+                } else {
+                    "asymmetric"
+                }
             )
         });
         let fold = match p.entry.output.as_deref() {
             Some(o) if folded_into.contains(o) => " + activation folded",
             _ => "",
         };
-        p.entry.form = Some(format!("QDQ: {} activations{w}{fold}", opts.activation_type.name()));
+        p.entry.form = Some(format!(
+            "QDQ: {} activations{w}{fold}",
+            opts.activation_type.name()
+        ));
         report.nodes.push(p.entry);
     }
     if !plan.folds.is_empty() {
@@ -111,19 +149,25 @@ pub fn run(
 
 /// The rewrites, collected before any is applied.
 #[derive(Default)]
-struct Edit {
+pub(super) struct Edit {
     /// Nodes to insert, each before the given node.
-    nodes: Vec<(NodeIndex, Node)>,
-    tensors: Vec<Tensor>,
+    pub(super) nodes: Vec<(NodeIndex, Node)>,
+    pub(super) tensors: Vec<Tensor>,
     /// (node, input slot) → new input.
-    reroutes: Vec<(NodeIndex, usize, String)>,
+    pub(super) reroutes: Vec<(NodeIndex, usize, String)>,
     /// Old value → DQ output, for every main-graph reader.
-    rename: HashMap<String, String>,
-    stale: HashSet<String>,
+    pub(super) rename: HashMap<String, String>,
+    pub(super) stale: HashSet<String>,
 }
 
 impl Edit {
-    fn apply(self, g: &mut Graph, cx: &GraphCx, folded: &HashSet<NodeIndex>, folds: &[(NodeIndex, String, String)]) {
+    fn apply(
+        self,
+        g: &mut Graph,
+        cx: &GraphCx,
+        folded: &HashSet<NodeIndex>,
+        folds: &[(NodeIndex, String, String)],
+    ) {
         let readers: Vec<NodeIndex> = g.nodes().map(|(ix, _)| ix).collect();
         for (before, n) in self.nodes {
             g.insert_node_before(before, n);
@@ -159,7 +203,13 @@ impl Edit {
     }
 }
 
-fn node(name: String, op: &str, inputs: Vec<String>, output: String, attributes: Vec<whittle_ir::Attribute>) -> Node {
+pub(super) fn node(
+    name: String,
+    op: &str,
+    inputs: Vec<String>,
+    output: String,
+    attributes: Vec<whittle_ir::Attribute>,
+) -> Node {
     Node {
         proto: NodeProto {
             name: Some(name),
@@ -172,9 +222,24 @@ fn node(name: String, op: &str, inputs: Vec<String>, output: String, attributes:
     }
 }
 
-fn scalar_params(t: &str, p: Params, qt: QuantType, taken: &mut HashSet<String>) -> (Tensor, Tensor) {
-    let s = Tensor::new_raw(&scope::unique_name(taken, &format!("{t}_scale")), DataType::FLOAT, vec![], Bytes::copy_from_slice(&p.scale.to_le_bytes()));
-    let z = Tensor::new_raw(&scope::unique_name(taken, &format!("{t}_zero_point")), qt.dtype(), vec![], scheme::pack(&[p.zero_point], qt));
+fn scalar_params(
+    t: &str,
+    p: Params,
+    qt: QuantType,
+    taken: &mut HashSet<String>,
+) -> (Tensor, Tensor) {
+    let s = Tensor::new_raw(
+        &scope::unique_name(taken, &format!("{t}_scale")),
+        DataType::FLOAT,
+        vec![],
+        Bytes::copy_from_slice(&p.scale.to_le_bytes()),
+    );
+    let z = Tensor::new_raw(
+        &scope::unique_name(taken, &format!("{t}_zero_point")),
+        qt.dtype(),
+        vec![],
+        scheme::pack(&[p.zero_point], qt),
+    );
     (s, z)
 }
 
@@ -187,7 +252,11 @@ fn activations(
     taken: &mut HashSet<String>,
     edit: &mut Edit,
 ) {
-    let folded: HashMap<&str, &str> = plan.folds.iter().map(|(_, r, t)| (r.as_str(), t.as_str())).collect();
+    let folded: HashMap<&str, &str> = plan
+        .folds
+        .iter()
+        .map(|(_, r, t)| (r.as_str(), t.as_str()))
+        .collect();
     let mut first_reader: HashMap<String, NodeIndex> = HashMap::new();
     for (ix, n) in g.nodes() {
         for i in n.inputs() {
@@ -196,118 +265,34 @@ fn activations(
         }
     }
     for (t, _) in &plan.tensors {
-        let (Some(&at), Some(&p)) = (first_reader.get(t), params.get(t)) else { continue };
+        let (Some(&at), Some(&p)) = (first_reader.get(t), params.get(t)) else {
+            continue;
+        };
         let (s, z) = scalar_params(t, p, qt, taken);
         let q = scope::unique_name(taken, &format!("{t}_quantized"));
         let dq = scope::unique_name(taken, &format!("{t}_dequantized"));
         let inputs = |x: &str| vec![x.to_string(), s.name().to_string(), z.name().to_string()];
-        edit.nodes.push((at, node(scope::unique_name(taken, &format!("{t}_QuantizeLinear")), "QuantizeLinear", inputs(t), q.clone(), vec![])));
-        edit.nodes.push((at, node(scope::unique_name(taken, &format!("{t}_DequantizeLinear")), "DequantizeLinear", inputs(&q), dq.clone(), vec![])));
+        edit.nodes.push((
+            at,
+            node(
+                scope::unique_name(taken, &format!("{t}_QuantizeLinear")),
+                "QuantizeLinear",
+                inputs(t),
+                q.clone(),
+                vec![],
+            ),
+        ));
+        edit.nodes.push((
+            at,
+            node(
+                scope::unique_name(taken, &format!("{t}_DequantizeLinear")),
+                "DequantizeLinear",
+                inputs(&q),
+                dq.clone(),
+                vec![],
+            ),
+        ));
         edit.tensors.extend([s, z]);
         edit.rename.insert(t.clone(), dq);
     }
-}
-
-/// DQ of the node's weight, bias and constant inputs.
-fn node_constants(
-    g: &Graph,
-    p: &mut Planned,
-    params: &HashMap<String, Params>,
-    folded: &HashMap<String, String>,
-    opts: &QuantizeOptions,
-    taken: &mut HashSet<String>,
-    edit: &mut Edit,
-) {
-    let Some(n) = g.node(p.ix) else { return };
-    if let Some(c) = p.weight.as_ref() {
-        let Some(t) = g.initializer(&c.weight) else { return };
-        let Ok(values) = weight_values(t) else { return };
-        let q = weights::quantize(&values, &c.dims, c.layout, opts.weight_type, opts.symmetric, scheme::keep_f32);
-        let (dq, tensors, out) = dq_node(c, &q, opts, t.dims(), taken);
-        p.entry.weight_sqnr_db = scheme::sqnr_db(&values, &q.dequantized);
-        p.entry.weight_bytes_after = Some(tensors.iter().map(Tensor::data_byte_len).sum());
-        edit.nodes.push((p.ix, dq));
-        edit.tensors.extend(tensors);
-        edit.reroutes.push((p.ix, 1, out));
-        edit.stale.insert(c.weight.clone());
-        let x_scale = n
-            .inputs()
-            .first()
-            .map(|x| folded.get(x).unwrap_or(x))
-            .and_then(|x| params.get(x.as_str()))
-            .map(|p| p.scale);
-        if let (Some(xs), Some(b)) = (x_scale, n.inputs().get(2).filter(|b| !b.is_empty())) {
-            bias(g, n, p.ix, b, xs, &q.params, c.layout, taken, edit);
-        }
-    }
-    for &slot in &p.constants {
-        let name = &n.inputs()[slot];
-        let Some(t) = g.initializer(name) else { continue };
-        let Ok(values) = weight_values(t) else { continue };
-        let dims: Vec<usize> = t.dims().iter().map(|&d| d.max(0) as usize).collect();
-        let q = weights::quantize(&values, &dims, Layout::PerTensor, opts.activation_type, false, scheme::keep_f32);
-        let mut c = p.weight.clone().unwrap_or_else(|| constant_candidate(p, name, &dims));
-        c.weight = name.clone();
-        c.layout = Layout::PerTensor;
-        let qopts = QuantizeOptions { weight_type: opts.activation_type, ..opts.clone() };
-        let (dq, tensors, out) = dq_node(&c, &q, &qopts, t.dims(), taken);
-        edit.nodes.push((p.ix, dq));
-        edit.tensors.extend(tensors);
-        edit.reroutes.push((p.ix, slot, out));
-        edit.stale.insert(name.clone());
-    }
-}
-
-fn constant_candidate(p: &Planned, name: &str, dims: &[usize]) -> super::candidates::Candidate {
-    super::candidates::Candidate {
-        ix: p.ix,
-        entry: p.entry.clone(),
-        weight: name.to_string(),
-        role: super::candidates::WeightRole { slot: 0, channel_axis: None, reduce_axis: None, conv: false },
-        layout: Layout::PerTensor,
-        weight_dtype: DataType::FLOAT,
-        dims: dims.to_vec(),
-    }
-}
-
-/// An int32 bias with scale `x_scale · w_scale` (per channel when the weight is).
-#[allow(clippy::too_many_arguments)]
-fn bias(
-    g: &Graph,
-    n: &Node,
-    ix: NodeIndex,
-    name: &str,
-    x_scale: f32,
-    w: &[Params],
-    layout: Layout,
-    taken: &mut HashSet<String>,
-    edit: &mut Edit,
-) {
-    let Some(t) = g.initializer(name) else { return };
-    let Ok(b) = t.to_f32_vec() else { return };
-    let per_channel = matches!(layout, Layout::PerAxis { .. });
-    let beta = n.attribute("beta").and_then(|a| a.proto.f).unwrap_or(1.0);
-    if t.dims().len() != 1 || beta != 1.0 || (per_channel && w.len() != b.len()) {
-        return;
-    }
-    let scales: Vec<f32> = if per_channel { w.iter().map(|p| x_scale * p.scale).collect() } else { vec![x_scale * w[0].scale] };
-    let q: Vec<i32> = b
-        .iter()
-        .enumerate()
-        .map(|(i, &x)| {
-            let s = scales[if per_channel { i } else { 0 }];
-            let r = f64::from((x / s).round_ties_even());
-            r.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i32
-        })
-        .collect();
-    let qname = scope::unique_name(taken, &format!("{name}_quantized"));
-    let sname = scope::unique_name(taken, &format!("{name}_scale"));
-    let out = scope::unique_name(taken, &format!("{name}_dequantized"));
-    let sdims = if per_channel { vec![scales.len() as i64] } else { vec![] };
-    edit.tensors.push(Tensor::new_raw(&qname, DataType::INT32, t.dims().to_vec(), Bytes::from(q.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())));
-    edit.tensors.push(Tensor::new_raw(&sname, DataType::FLOAT, sdims, Bytes::from(scales.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())));
-    let attrs = if per_channel { vec![int_attribute("axis", 0)] } else { vec![] };
-    edit.nodes.push((ix, node(scope::unique_name(taken, &format!("{name}_DequantizeLinear")), "DequantizeLinear", vec![qname, sname], out.clone(), attrs)));
-    edit.reroutes.push((ix, 2, out));
-    edit.stale.insert(name.to_string());
 }

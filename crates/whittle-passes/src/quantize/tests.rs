@@ -49,7 +49,13 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, attributes: Vec<Att
     }
 }
 
-fn graph(name: &str, inputs: Vec<ValueInfoProto>, outputs: Vec<ValueInfoProto>, inits: Vec<Tensor>, nodes: Vec<Node>) -> Graph {
+fn graph(
+    name: &str,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    inits: Vec<Tensor>,
+    nodes: Vec<Node>,
+) -> Graph {
     let proto = GraphProto {
         name: Some(name.into()),
         input: inputs,
@@ -116,17 +122,35 @@ fn per_channel_weights_are_the_onnx_formula_and_shared_weights_quantize_once() {
     // Columns of W1 [2, 3] (MatMul's output axis 1): absmax 2.54, 1.27, 0.25 → scales /127.
     // q = rint(w / s): 1/(2.54/127) = 50, 2.54 → 127; -0.5/(1.27/127) = -50, -1.27 → -127;
     // 0.25/(0.25/127) = 127, 0 → 0.
-    assert_eq!(int8_values(&m, "W1_quantized"), vec![50, -50, 127, 127, -127, 0]);
-    let dqs: Vec<&Node> = m.graph.nodes().map(|(_, n)| n).filter(|n| n.op_type() == "DequantizeLinear").collect();
+    assert_eq!(
+        int8_values(&m, "W1_quantized"),
+        vec![50, -50, 127, 127, -127, 0]
+    );
+    let dqs: Vec<&Node> = m
+        .graph
+        .nodes()
+        .map(|(_, n)| n)
+        .filter(|n| n.op_type() == "DequantizeLinear")
+        .collect();
     assert_eq!(dqs.len(), 1, "the shared weight is dequantized once");
     assert_eq!(dqs[0].attr_int("axis"), Some(1));
-    assert!(m.graph.initializer("W1").is_none(), "the float weight is gone");
-    let status: Vec<(&str, Status)> = r.nodes.iter().map(|n| (n.node.as_str(), n.status)).collect();
+    assert!(
+        m.graph.initializer("W1").is_none(),
+        "the float weight is gone"
+    );
+    let status: Vec<(&str, Status)> = r
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.status))
+        .collect();
     assert_eq!(status[0].1, Status::Quantized);
     assert_eq!(status[1].1, Status::Quantized);
     assert!(r.nodes[1].form.as_deref().unwrap_or("").contains("shared"));
     assert_eq!(status[2].1, Status::Skipped);
-    assert_eq!(r.nodes[2].reason.as_deref(), Some("weight has 2 elements (< --min-elements 3)"));
+    assert_eq!(
+        r.nodes[2].reason.as_deref(),
+        Some("weight has 2 elements (< --min-elements 3)")
+    );
     assert!(m.graph.initializer("W2").is_some());
 }
 
@@ -150,14 +174,26 @@ fn int4_blocks_pack_two_values_a_byte_and_raise_the_opset() {
     };
     let r = run(&mut m, &opts);
     assert_eq!(m.opset(""), Some(21));
-    assert!(r.notes.iter().any(|n| n.contains("from 17 to 21")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("from 17 to 21")),
+        "{:?}",
+        r.notes
+    );
     let q = m.graph.initializer("W_quantized").unwrap();
     assert_eq!(q.dtype(), DataType(22));
     assert_eq!(q.le_bytes().unwrap().len(), 32);
     let s = m.graph.initializer("W_scale").unwrap();
     assert_eq!(s.dims(), &[2, 2]);
-    let dq = m.graph.nodes().find(|(_, n)| n.op_type() == "DequantizeLinear").unwrap().1;
-    assert_eq!((dq.attr_int("axis"), dq.attr_int("block_size")), (Some(0), Some(16)));
+    let dq = m
+        .graph
+        .nodes()
+        .find(|(_, n)| n.op_type() == "DequantizeLinear")
+        .unwrap()
+        .1;
+    assert_eq!(
+        (dq.attr_int("axis"), dq.attr_int("block_size")),
+        (Some(0), Some(16))
+    );
 }
 
 #[test]
@@ -187,24 +223,54 @@ fn subgraph_weights_are_quantized_and_outer_ones_reported() {
         g: Some(g),
         graphs: vec![],
     };
-    let mut iff = node("If", "branch", &["cond"], "y", vec![branch("then_branch", then_b), branch("else_branch", else_b)]);
+    let mut iff = node(
+        "If",
+        "branch",
+        &["cond"],
+        "y",
+        vec![branch("then_branch", then_b), branch("else_branch", else_b)],
+    );
     iff.proto.input = vec!["cond".into()];
     let mut cond = vi("cond", &[]);
-    if let Some(type_proto::Value::TensorType(t)) = cond.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+    if let Some(type_proto::Value::TensorType(t)) =
+        cond.r#type.as_mut().and_then(|t| t.value.as_mut())
+    {
         t.elem_type = Some(DataType::BOOL.0);
     }
     let mut m = model(
-        graph("sub", vec![cond, vi("x", &[1, 2])], vec![vi("y", &[1, 3])], vec![f32t("Wo", &[2, 3], &[1.0; 6])], vec![iff]),
+        graph(
+            "sub",
+            vec![cond, vi("x", &[1, 2])],
+            vec![vi("y", &[1, 3])],
+            vec![f32t("Wo", &[2, 3], &[1.0; 6])],
+            vec![iff],
+        ),
         17,
     );
     let r = run(&mut m, &QuantizeOptions::default());
     let by_name = |s: &str| r.nodes.iter().find(|n| n.node.contains(s)).unwrap();
     assert_eq!(by_name("mm_then").status, Status::Quantized);
     assert!(by_name("mm_then").node.starts_with("\"branch\" (If)/"));
-    assert_eq!(by_name("mm_else").reason.as_deref(), Some("weight is defined in an enclosing graph"));
-    let then_g = m.graph.nodes().next().unwrap().1.subgraphs().next().unwrap().clone();
+    assert_eq!(
+        by_name("mm_else").reason.as_deref(),
+        Some("weight is defined in an enclosing graph")
+    );
+    let then_g = m
+        .graph
+        .nodes()
+        .next()
+        .unwrap()
+        .1
+        .subgraphs()
+        .next()
+        .unwrap()
+        .clone();
     assert!(then_g.initializer("Wt_quantized").is_some());
-    assert!(then_g.nodes().any(|(_, n)| n.op_type() == "DequantizeLinear"));
+    assert!(
+        then_g
+            .nodes()
+            .any(|(_, n)| n.op_type() == "DequantizeLinear")
+    );
 }
 
 #[test]
@@ -216,15 +282,27 @@ fn graph_input_weights_and_dynamic_weights_are_skipped_with_reasons() {
         vec![f32t("W", &[2, 2], &[1.0; 4])],
         vec![
             node("MatMul", "mm", &["x", "W"], "y", vec![]),
-            node("Transpose", "tr", &["W"], "Wt", vec![int_attribute("axis", 0)]),
+            node(
+                "Transpose",
+                "tr",
+                &["W"],
+                "Wt",
+                vec![int_attribute("axis", 0)],
+            ),
             node("MatMul", "mm2", &["x", "Wt"], "z", vec![]),
         ],
     );
     g.nodes_mut().nth(1).unwrap().attributes.clear();
     let mut m = model(g, 17);
     let r = run(&mut m, &QuantizeOptions::default());
-    assert_eq!(r.nodes[0].reason.as_deref(), Some("weight is also a graph input (it can be fed at run time)"));
-    assert_eq!(r.nodes[1].reason.as_deref(), Some("weight is computed at run time (output of Transpose)"));
+    assert_eq!(
+        r.nodes[0].reason.as_deref(),
+        Some("weight is also a graph input (it can be fed at run time)")
+    );
+    assert_eq!(
+        r.nodes[1].reason.as_deref(),
+        Some("weight is computed at run time (output of Transpose)")
+    );
     assert_eq!(r.quantized(), 0);
 }
 
@@ -250,9 +328,15 @@ fn fp16_rewrites_casts_and_constants_and_keeps_io_when_asked() {
     };
     let r = run(&mut m, &opts);
     assert_eq!(r.quantized(), 2);
-    assert_eq!(m.graph.initializer("b").map(|t| t.dtype()), Some(DataType::FLOAT16));
+    assert_eq!(
+        m.graph.initializer("b").map(|t| t.dtype()),
+        Some(DataType::FLOAT16)
+    );
     let text = whittle_ir::text::model_to_text(&m);
-    assert!(text.contains("input  x: f32[1,2]") && text.contains("output y: f32[1,2]"), "{text}");
+    assert!(
+        text.contains("input  x: f32[1,2]") && text.contains("output y: f32[1,2]"),
+        "{text}"
+    );
     assert!(text.contains("c: Cast(x_fp16) -> xc {to=10}"), "{text}");
     assert!(text.contains("y_cast: Cast(y_fp16) -> y {to=1}"), "{text}");
 }
@@ -260,7 +344,11 @@ fn fp16_rewrites_casts_and_constants_and_keeps_io_when_asked() {
 #[test]
 fn coverage_counts_macs_of_quantized_nodes() {
     let mut r = QuantizeReport::default();
-    for (status, macs, integer) in [(Status::Quantized, 30, true), (Status::Skipped, 10, false), (Status::Quantized, 60, false)] {
+    for (status, macs, integer) in [
+        (Status::Quantized, 30, true),
+        (Status::Skipped, 10, false),
+        (Status::Quantized, 60, false),
+    ] {
         let mut e = NodeEntry::new("n".into(), "MatMul");
         e.status = status;
         e.macs = Some(macs);
@@ -270,6 +358,14 @@ fn coverage_counts_macs_of_quantized_nodes() {
     r.nodes.push(NodeEntry::new("unknown".into(), "Conv"));
     r.finish_coverage();
     let c = r.coverage;
-    assert_eq!((c.macs_total, c.macs_quantized_weights, c.macs_integer, c.nodes_unknown_macs), (100, 90, 30, 1));
+    assert_eq!(
+        (
+            c.macs_total,
+            c.macs_quantized_weights,
+            c.macs_integer,
+            c.nodes_unknown_macs
+        ),
+        (100, 90, 30, 1)
+    );
     assert!((c.weight_coverage - 0.9).abs() < 1e-12 && (c.integer_coverage - 0.3).abs() < 1e-12);
 }

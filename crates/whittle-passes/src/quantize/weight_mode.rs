@@ -9,10 +9,10 @@
 //! clash with any name of the model (all graphs).
 use super::candidates::{self, Candidate, WEIGHT_OPS};
 use super::needs::{self, Need};
+use super::options::{Format, QuantizeOptions};
 use super::report::{NodeEntry, QuantizeReport, Status};
 use super::weights::{self, Layout, Quantized};
 use super::{GraphWalk, MacTable, nbits, scheme};
-use super::options::{Format, QuantizeOptions};
 use crate::PassError;
 use crate::cleanup::attrs::int_attribute;
 use crate::cleanup::scope::{self, GraphCx};
@@ -108,16 +108,19 @@ fn rewrite(
             }
         };
         if !cx.can_add_initializers() {
-            report
-                .nodes
-                .push(c.entry.skipped("a pre-IR-4 subgraph cannot take new initializers"));
+            report.nodes.push(
+                c.entry
+                    .skipped("a pre-IR-4 subgraph cannot take new initializers"),
+            );
             continue;
         }
         let key = (c.weight.clone(), c.layout);
         let shared = done.contains_key(&key);
         if !shared {
             let Some(t) = g.initializer(&c.weight) else {
-                report.nodes.push(c.entry.skipped("weight is not an initializer"));
+                report
+                    .nodes
+                    .push(c.entry.skipped("weight is not an initializer"));
                 continue;
             };
             let values = match weight_values(t) {
@@ -153,7 +156,11 @@ fn rewrite(
             "DequantizeLinear {} {} {}{}",
             opts.weight_type.name(),
             c.layout.describe(),
-            if opts.symmetric { "symmetric" } else { "asymmetric" },
+            if opts.symmetric {
+                "symmetric"
+            } else {
+                "asymmetric"
+            },
             if shared { " (shared weight)" } else { "" }
         ));
         c.entry.weight_sqnr_db = w.sqnr;

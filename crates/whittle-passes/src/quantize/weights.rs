@@ -177,7 +177,14 @@ mod tests {
     #[test]
     fn per_channel_symmetric_int8() {
         let w = [1.0f32, -0.5, 0.25, 2.54, -1.27, 0.0];
-        let q = quantize(&w, &[2, 3], Layout::PerAxis { axis: 0 }, QuantType::Int8, true, keep_f32);
+        let q = quantize(
+            &w,
+            &[2, 3],
+            Layout::PerAxis { axis: 0 },
+            QuantType::Int8,
+            true,
+            keep_f32,
+        );
         assert_eq!(q.param_dims, vec![2]);
         assert_eq!(q.params[0].scale, 1.0 / 127.0);
         assert_eq!(q.values[..3], [127, -64, 32]); // -63.5 → -64 (even), 31.75 → 32

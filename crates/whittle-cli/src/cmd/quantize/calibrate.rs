@@ -10,11 +10,12 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use whittle_ir::Model;
 use whittle_passes::quantize::{
-    self, CalibMethod, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status, ValueStats,
+    self, CalibMethod, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status,
+    ValueStats,
 };
 use whittle_runtime::model::{
-    BatchOptions, Dataset, Runner, Taps, collect_stats, collect_tensors,
-    compare_models, input_specs, slice_axis0,
+    BatchOptions, Dataset, Runner, Taps, collect_stats, collect_tensors, compare_models,
+    input_specs, slice_axis0,
 };
 use whittle_runtime::{RunningStats, StatsConfig, Tolerance, read_npz};
 
@@ -59,7 +60,12 @@ fn value_error(name: String, value: String, m: &whittle_runtime::Metrics) -> Val
     }
 }
 
-fn dataset(model: &Model, path: &Path, backend: &BackendArgs, limit: Option<usize>) -> Result<Dataset> {
+fn dataset(
+    model: &Model,
+    path: &Path,
+    backend: &BackendArgs,
+    limit: Option<usize>,
+) -> Result<Dataset> {
     let specs = input_specs(model)?;
     let mut arrays = read_npz(path)?;
     if let Some(n) = limit {
@@ -69,8 +75,13 @@ fn dataset(model: &Model, path: &Path, backend: &BackendArgs, limit: Option<usiz
             }
         }
     }
-    Dataset::from_arrays(&specs, &arrays, &backend.overrides()?, &BatchOptions::default())
-        .with_context(|| format!("{}: cannot feed the model", path.display()))
+    Dataset::from_arrays(
+        &specs,
+        &arrays,
+        &backend.overrides()?,
+        &BatchOptions::default(),
+    )
+    .with_context(|| format!("{}: cannot feed the model", path.display()))
 }
 
 /// Statistics of the values the pass asks for, over the calibration set.
@@ -87,7 +98,8 @@ pub fn statistics(
     let (rt, threads) = backend.backend()?;
     // Graph inputs are read straight from the data; the rest comes out of the model.
     let inputs: Vec<String> = model.graph.input_names().map(String::from).collect();
-    let (fed, computed): (Vec<String>, Vec<String>) = targets.iter().cloned().partition(|t| inputs.contains(t));
+    let (fed, computed): (Vec<String>, Vec<String>) =
+        targets.iter().cloned().partition(|t| inputs.contains(t));
     let mut stats = Vec::new();
     for name in &fed {
         let mut s = RunningStats::new(name, StatsConfig::default())?;
@@ -148,12 +160,16 @@ pub fn statistics(
 fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)>) {
     use whittle_ir::proto::{NodeProto, TypeProto, ValueInfoProto, type_proto};
     let mut m = model.clone();
-    let mut taken: std::collections::HashSet<String> = whittle_passes::cleanup::scope::all_names(&m.graph);
+    let mut taken: std::collections::HashSet<String> =
+        whittle_passes::cleanup::scope::all_names(&m.graph);
     let mut pairs = Vec::new();
     for name in names {
         let mut outs = Vec::new();
         for op in ["ReduceMin", "ReduceMax"] {
-            let out = whittle_passes::cleanup::scope::unique_name(&mut taken, &format!("{name}.{}", &op[6..].to_lowercase()));
+            let out = whittle_passes::cleanup::scope::unique_name(
+                &mut taken,
+                &format!("{name}.{}", &op[6..].to_lowercase()),
+            );
             m.graph.push_node(whittle_ir::Node {
                 proto: NodeProto {
                     name: Some(format!("{out}_{op}")),
@@ -167,7 +183,10 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
             m.graph.proto.output.push(ValueInfoProto {
                 name: Some(out.clone()),
                 r#type: Some(TypeProto {
-                    value: Some(type_proto::Value::TensorType(type_proto::Tensor { elem_type: Some(1), shape: None })),
+                    value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                        elem_type: Some(1),
+                        shape: None,
+                    })),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -192,7 +211,12 @@ fn fast_minmax(
     let runner = Runner::for_dataset(&augmented, None, rt, data)?;
     let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
     runner.for_each_run(data, threads, None, |_, outputs| {
-        let scalar = |n: &str| outputs.iter().find(|(o, _)| o == n).and_then(|(_, t)| t.to_f64_vec().first().copied());
+        let scalar = |n: &str| {
+            outputs
+                .iter()
+                .find(|(o, _)| o == n)
+                .and_then(|(_, t)| t.to_f64_vec().first().copied())
+        };
         for (slot, (lo, hi)) in range.iter_mut().zip(&pairs) {
             if let (Some(a), Some(b)) = (scalar(lo), scalar(hi)) {
                 *slot = (slot.0.min(a), slot.1.max(b));
@@ -201,8 +225,19 @@ fn fast_minmax(
         Ok(())
     })?;
     for ((lo, hi), name) in range.into_iter().zip(names) {
-        let (min, max) = if lo <= hi && lo.is_finite() && hi.is_finite() { (lo, hi) } else { (0.0, 0.0) };
-        out.values.insert(name.clone(), ValueStats { min, max, histogram: None });
+        let (min, max) = if lo <= hi && lo.is_finite() && hi.is_finite() {
+            (lo, hi)
+        } else {
+            (0.0, 0.0)
+        };
+        out.values.insert(
+            name.clone(),
+            ValueStats {
+                min,
+                max,
+                histogram: None,
+            },
+        );
     }
     Ok(())
 }
@@ -271,5 +306,7 @@ pub fn measure(
 
 /// Whether a main-graph node of `m` produces `value`.
 fn produced(m: &Model, value: &str) -> bool {
-    m.graph.nodes().any(|(_, n)| n.outputs().iter().any(|o| o == value))
+    m.graph
+        .nodes()
+        .any(|(_, n)| n.outputs().iter().any(|o| o == value))
 }

@@ -58,7 +58,11 @@ fn row(n: &NodeEntry) -> [String; 6] {
         (Some(a), Some(b)) if has_weight => format!("{} → {}", bytes(a), bytes(b)),
         _ => "-".into(),
     };
-    let sqnr = if has_weight { db(n.weight_sqnr_db) } else { "-".into() };
+    let sqnr = if has_weight {
+        db(n.weight_sqnr_db)
+    } else {
+        "-".into()
+    };
     [
         n.node.clone(),
         status(n.status).into(),
@@ -86,31 +90,58 @@ pub fn report(
     for n in &r.notes {
         println!("note: {n}");
     }
-    let header = ["node", "status", "form / reason", "SQNR dB", "weight bytes", "MACs"];
+    let header = [
+        "node",
+        "status",
+        "form / reason",
+        "SQNR dB",
+        "weight bytes",
+        "MACs",
+    ];
     if args.verbose || r.nodes.len() <= FULL_TABLE {
         let rows: Vec<[String; 6]> = r.nodes.iter().map(row).collect();
         print_aligned(&header, &rows);
     } else {
-        let mut worst: Vec<&NodeEntry> = r.nodes.iter().filter(|n| n.status == Status::Quantized).collect();
+        let mut worst: Vec<&NodeEntry> = r
+            .nodes
+            .iter()
+            .filter(|n| n.status == Status::Quantized)
+            .collect();
         worst.sort_by(|a, b| {
             let key = |n: &NodeEntry| n.weight_sqnr_db.unwrap_or(f64::INFINITY);
             key(a).total_cmp(&key(b))
         });
-        println!("lowest weight SQNR (of {} quantized; --verbose lists every node):", worst.len());
+        println!(
+            "lowest weight SQNR (of {} quantized; --verbose lists every node):",
+            worst.len()
+        );
         let rows: Vec<[String; 6]> = worst.iter().take(10).map(|n| row(n)).collect();
         print_aligned(&header, &rows);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        for n in r.nodes.iter().filter(|n| !matches!(n.status, Status::Quantized | Status::Float16)) {
-            *reasons.entry(n.reason.clone().unwrap_or_default()).or_default() += 1;
+        for n in r
+            .nodes
+            .iter()
+            .filter(|n| !matches!(n.status, Status::Quantized | Status::Float16))
+        {
+            *reasons
+                .entry(n.reason.clone().unwrap_or_default())
+                .or_default() += 1;
         }
         for (why, k) in reasons {
-            println!("  {k} node(s) {}: {why}", if k > 0 { "left alone" } else { "" });
+            println!(
+                "  {k} node(s) {}: {why}",
+                if k > 0 { "left alone" } else { "" }
+            );
         }
     }
     let quantized = r.quantized();
     println!(
         "{}: {quantized} of {} candidate nodes",
-        if r.scheme == "fp16" { "float16" } else { "quantized" },
+        if r.scheme == "fp16" {
+            "float16"
+        } else {
+            "quantized"
+        },
         r.nodes.len()
     );
     let b = &r.bytes;
@@ -134,7 +165,10 @@ pub fn report(
     }
     let c = &r.coverage;
     let unknown = if c.nodes_unknown_macs > 0 {
-        format!(" ({} nodes with unknown MACs not counted; --shape fixes input dims)", c.nodes_unknown_macs)
+        format!(
+            " ({} nodes with unknown MACs not counted; --shape fixes input dims)",
+            c.nodes_unknown_macs
+        )
     } else {
         String::new()
     };
@@ -167,7 +201,8 @@ fn error_row(v: &ValueError) -> [String; 6] {
         format!("{:.3e}", v.max_abs),
         format!("{:.3e}", v.mean_abs),
         format!("{:.6}", v.cosine),
-        v.top1_agreement.map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
+        v.top1_agreement
+            .map_or("-".into(), |a| format!("{:.2}%", a * 100.0)),
     ]
 }
 
@@ -177,11 +212,28 @@ fn print_error(e: &ErrorReport) {
         e.samples,
         backend_line(e.backend)
     );
-    let header = ["output", "SNR dB", "max|Δ|", "mean|Δ|", "cosine", "top-1 agree"];
-    print_aligned(&header, &e.outputs.iter().map(error_row).collect::<Vec<_>>());
+    let header = [
+        "output",
+        "SNR dB",
+        "max|Δ|",
+        "mean|Δ|",
+        "cosine",
+        "top-1 agree",
+    ];
+    print_aligned(
+        &header,
+        &e.outputs.iter().map(error_row).collect::<Vec<_>>(),
+    );
     if !e.layers.is_empty() {
         println!("per quantized layer (first {} samples):", e.layer_samples);
-        let header = ["layer", "SNR dB", "max|Δ|", "mean|Δ|", "cosine", "top-1 agree"];
+        let header = [
+            "layer",
+            "SNR dB",
+            "max|Δ|",
+            "mean|Δ|",
+            "cosine",
+            "top-1 agree",
+        ];
         print_aligned(&header, &e.layers.iter().map(error_row).collect::<Vec<_>>());
     }
 }

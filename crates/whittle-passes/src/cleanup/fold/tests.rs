@@ -231,8 +231,14 @@ fn gather_slice_expand_tile_split() {
 #[test]
 fn extreme_slice_steps_do_not_overflow() {
     use super::movement::slice_range;
-    assert_eq!(slice_range(5, 0, i64::MAX, i64::MAX).unwrap(), (0, i64::MAX, 1));
-    assert_eq!(slice_range(5, -1, i64::MIN, i64::MIN).unwrap(), (4, i64::MIN, 1));
+    assert_eq!(
+        slice_range(5, 0, i64::MAX, i64::MAX).unwrap(),
+        (0, i64::MAX, 1)
+    );
+    assert_eq!(
+        slice_range(5, -1, i64::MIN, i64::MIN).unwrap(),
+        (4, i64::MIN, 1)
+    );
     assert_eq!(slice_range(5, i64::MIN, i64::MAX, 2).unwrap(), (0, 2, 3));
     assert_eq!(slice_range(0, 0, 1, 1).unwrap().2, 0);
 }
