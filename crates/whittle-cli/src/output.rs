@@ -53,3 +53,18 @@ pub fn check_not_overwriting(outputs: &[PathBuf], inputs: &[PathBuf], force: boo
     }
     Ok(())
 }
+
+/// Prints what a save wrote: the model, its data files, and the save's notes.
+pub fn print_saved(report: &whittle_ir::SaveReport) {
+    println!(
+        "wrote {} ({} bytes)",
+        report.model_path.display(),
+        report.model_bytes
+    );
+    for (path, size) in &report.data_files {
+        println!("wrote {} ({size} bytes)", path.display());
+    }
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+}

@@ -1,6 +1,6 @@
 //! `whittle convert`: load and write back, optionally converting the ai.onnx opset and
 //! moving tensor data. A conversion that fails writes nothing.
-use crate::output::{check_not_overwriting, print_json};
+use crate::output::{check_not_overwriting, print_json, print_saved};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -80,17 +80,7 @@ pub fn run(args: ConvertArgs) -> Result<()> {
             println!("kept: {line}");
         }
     }
-    println!(
-        "wrote {} ({} bytes)",
-        report.model_path.display(),
-        report.model_bytes
-    );
-    for (path, size) in &report.data_files {
-        println!("wrote {} ({size} bytes)", path.display());
-    }
-    for note in &report.notes {
-        println!("note: {note}");
-    }
+    print_saved(&report);
     Ok(())
 }
 

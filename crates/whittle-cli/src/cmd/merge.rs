@@ -5,7 +5,7 @@
 //! read from their memory maps), or with `--external-data` to `OUT.data`; never over an
 //! input file unless `--force`. A refused merge writes nothing and exits 1 with one line
 //! naming the members involved.
-use crate::output::{check_not_overwriting, print_json};
+use crate::output::{check_not_overwriting, print_json, print_saved};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -95,17 +95,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
         return print_json(&json);
     }
     print_report(&merged.report);
-    println!(
-        "wrote {} ({} bytes)",
-        saved.model_path.display(),
-        saved.model_bytes
-    );
-    for (path, size) in &saved.data_files {
-        println!("wrote {} ({size} bytes)", path.display());
-    }
-    for note in &saved.notes {
-        println!("note: {note}");
-    }
+    print_saved(&saved);
     Ok(())
 }
 

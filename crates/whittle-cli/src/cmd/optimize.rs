@@ -5,7 +5,7 @@
 //! seeded inputs (`--no-check` skips it; see `selfcheck`): a difference beyond float
 //! rounding is an error and nothing is written.
 use super::selfcheck::{CheckOutcome, check_against_original};
-use crate::output::{check_not_overwriting, print_json};
+use crate::output::{check_not_overwriting, print_json, print_saved};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -183,17 +183,7 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
             ", stopped before a fixed point"
         }
     );
-    println!(
-        "wrote {} ({} bytes)",
-        saved.model_path.display(),
-        saved.model_bytes
-    );
-    for (path, size) in &saved.data_files {
-        println!("wrote {} ({size} bytes)", path.display());
-    }
-    for note in &saved.notes {
-        println!("note: {note}");
-    }
+    print_saved(&saved);
     match &check {
         CheckOutcome::Unavailable { reason } => {
             eprintln!("warning: numeric check not run: {reason} (--no-check silences this)")
