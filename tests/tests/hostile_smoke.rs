@@ -138,3 +138,34 @@ fn deep_subgraph_nesting_is_an_error_not_a_stack_overflow() {
         "{e}"
     );
 }
+
+#[test]
+fn mutated_npz_files_never_panic() {
+    let mut rng = XorShift(0x0dd5_eed5_1234_5678);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.npz");
+    let mut cases = 0;
+    for name in ["digits_calib.npz", "digits_test.npz"] {
+        let orig = std::fs::read(whittle_tests::fixture(name)).unwrap();
+        let mut mutants: Vec<Vec<u8>> = (0..48)
+            .map(|i| orig[..orig.len() * i / 48].to_vec())
+            .collect();
+        for _ in 0..250 {
+            let mut m = orig.clone();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(m.len());
+                m[at] ^= 1 << rng.below(8);
+            }
+            mutants.push(m);
+        }
+        for m in mutants {
+            cases += 1;
+            std::fs::write(&path, &m).unwrap();
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                whittle_runtime::read_npz(&path).map(|v| v.len())
+            }));
+            assert!(r.is_ok(), "{name}: read_npz panicked on a mutant");
+        }
+    }
+    assert!(cases >= 590);
+}

@@ -22,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The one-command pipeline: clean-up → pruning → quantization → verification, with a before/after table.
+    Compress(cmd::compress::CompressArgs),
     /// Show a model's inputs, outputs, opsets, ops, parameters, weight bytes and MACs.
     Inspect(cmd::inspect::InspectArgs),
     /// Load a model and write it back, optionally moving tensor data to or from external files.
@@ -49,6 +51,7 @@ pub fn main_exit_code() -> std::process::ExitCode {
     signals::install();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Compress(args) => cmd::compress::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Convert(args) => cmd::convert::run(args),
         Command::Optimize(args) => cmd::optimize::run(args),

@@ -16,6 +16,8 @@ pub(crate) struct Importer<'a> {
 }
 
 impl Importer<'_> {
+    /// Imports one tensor, resolving external data, and refuses data that does not match
+    /// the declared dtype and dims (checked from lengths alone, before any allocation).
     pub fn tensor(&mut self, proto: TensorProto) -> Result<Tensor> {
         let mut t = Tensor::from_proto(proto);
         if t.is_external() {
@@ -29,6 +31,7 @@ impl Importer<'_> {
                 }
             }
         }
+        t.check_size()?;
         Ok(t)
     }
 

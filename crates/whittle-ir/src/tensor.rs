@@ -112,6 +112,60 @@ impl Tensor {
         }
     }
 
+    /// Checks that the stored data holds exactly what dtype and dims declare, without
+    /// touching or copying the data: dims must be non-negative and their product must not
+    /// overflow; raw/external bytes, typed-field entries or strings must match the count.
+    pub fn check_size(&self) -> Result<()> {
+        let dtype = self.dtype();
+        let n = self
+            .num_elements()
+            .ok_or_else(|| self.err(format!("dims {:?} are negative or their product overflows", self.proto.dims)))?;
+        let p = &self.proto;
+        let mismatch = |what: &str, need: u64, have: u64| {
+            self.err(format!("dims {:?} of {dtype} need {need} {what} but {have} are stored", p.dims))
+        };
+        if dtype == DataType::STRING {
+            let have = p.string_data.len() as u64;
+            return if have == n || (have == 0 && self.is_external()) { Ok(()) } else { Err(mismatch("strings", n, have)) };
+        }
+        let Some(bits) = dtype.bits() else { return Ok(()) };
+        let need_bytes = dtype.byte_len(n).unwrap_or(u64::MAX);
+        match self.storage() {
+            Storage::Raw => {
+                let have = p.raw_data.as_ref().map_or(0, |b| b.len() as u64);
+                if have != need_bytes {
+                    return Err(mismatch("bytes of data", need_bytes, have));
+                }
+            }
+            Storage::External => {
+                let have = self.external.as_ref().map_or(0, |b| b.len() as u64);
+                if self.external.is_some() && have != need_bytes {
+                    return Err(mismatch("bytes of external data", need_bytes, have));
+                }
+            }
+            Storage::Empty if n > 0 => return Err(mismatch("elements of data", n, 0)),
+            Storage::Empty => {}
+            Storage::Typed => {
+                let entries = (p.float_data.len()
+                    + p.int32_data.len()
+                    + p.int64_data.len()
+                    + p.double_data.len()
+                    + p.uint64_data.len()) as u64;
+                // Complex numbers take two entries; sub-byte types (except 6-bit floats)
+                // pack into one int32 entry per byte.
+                let need = match bits {
+                    _ if dtype.short_name().starts_with('c') => n.saturating_mul(2),
+                    2 | 4 => need_bytes,
+                    _ => n,
+                };
+                if entries != need {
+                    return Err(mismatch("typed-field entries", need, entries));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The data as packed little-endian bytes, whatever field holds it. Borrowed for raw and
     /// external storage; converted (a copy) for the typed fields. Strings have no such form.
     pub fn le_bytes(&self) -> Result<Cow<'_, [u8]>> {

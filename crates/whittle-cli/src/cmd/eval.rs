@@ -46,29 +46,13 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> Result<()> {
     let model = load_model(&args.model)?;
-    let specs = input_specs(&model)?;
-    let Some(first) = specs.first() else {
-        bail!("{}: the model has no inputs to feed", args.model.display());
-    };
-    let mut arrays = read_npz(&args.data)?;
-    let labels = take_key(&mut arrays, &args.data, &args.label_key)?;
-    let key = match &args.input_key {
-        Some(k) => k.clone(),
-        None if arrays.iter().any(|(k, _)| *k == first.name) => first.name.clone(),
-        None => "input".to_string(),
-    };
-    if key != first.name {
-        let samples = take_key(&mut arrays, &args.data, &key)?;
-        arrays.retain(|(k, _)| *k != first.name);
-        arrays.push((first.name.clone(), samples));
-    }
-    let data = Dataset::from_arrays(
-        &specs,
-        &arrays,
-        &args.backend.overrides()?,
-        &BatchOptions::default(),
-    )
-    .with_context(|| format!("{}: cannot feed the model", args.data.display()))?;
+    let (data, labels) = labelled_dataset(
+        &model,
+        &args.data,
+        args.input_key.as_deref(),
+        &args.label_key,
+        &args.backend,
+    )?;
     let (backend, threads) = args.backend.backend()?;
     let runner = Runner::for_dataset(&model, Some(&args.model), backend.as_ref(), &data)?;
     let bar = progress_bar(data.samples() as u64, args.json || args.quiet);
@@ -93,8 +77,43 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// The labelled set at `path` cut for `model`: its first input read from `input_key`
+/// (default: the input's own name when present, else "input"), and the labels.
+pub fn labelled_dataset(
+    model: &whittle_ir::Model,
+    path: &std::path::Path,
+    input_key: Option<&str>,
+    label_key: &str,
+    backend: &BackendArgs,
+) -> Result<(Dataset, whittle_runtime::HostTensor)> {
+    let specs = input_specs(model)?;
+    let Some(first) = specs.first() else {
+        bail!("{}: the model has no inputs to feed", model.label());
+    };
+    let mut arrays = read_npz(path)?;
+    let labels = take_key(&mut arrays, path, label_key)?;
+    let key = match input_key {
+        Some(k) => k.to_string(),
+        None if arrays.iter().any(|(k, _)| *k == first.name) => first.name.clone(),
+        None => "input".to_string(),
+    };
+    if key != first.name {
+        let samples = take_key(&mut arrays, path, &key)?;
+        arrays.retain(|(k, _)| *k != first.name);
+        arrays.push((first.name.clone(), samples));
+    }
+    let data = Dataset::from_arrays(
+        &specs,
+        &arrays,
+        &backend.overrides()?,
+        &BatchOptions::default(),
+    )
+    .with_context(|| format!("{}: cannot feed the model", path.display()))?;
+    Ok((data, labels))
+}
+
 /// A bar on stderr, hidden when asked or when stderr is not a terminal.
-fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
+pub fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
     if hidden || !std::io::stderr().is_terminal() {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     }

@@ -2,6 +2,7 @@
 pub mod backend_args;
 pub mod bench;
 pub mod compare;
+pub mod compress;
 pub mod convert;
 pub mod eval;
 pub mod inspect;

@@ -237,7 +237,7 @@ fn activation_scores(
 }
 
 /// Prunes a copy of `model`; returns it with the pass's report and the ratio used.
-fn prune_once(model: &Model, options: PruneOptions) -> Result<(Model, (PruneReport, f64))> {
+pub fn prune_once(model: &Model, options: PruneOptions) -> Result<(Model, (PruneReport, f64))> {
     let mut model = model.clone();
     let ratio = options.ratio;
     let pass = std::rc::Rc::new(Prune::new(options));

@@ -6,7 +6,7 @@
 //! atomically (never over an input unless `--force`); with `--calib`, run the float and the
 //! quantized model on the calibration set and report the error at every quantized layer
 //! and at the outputs. Nothing is written when any step fails.
-mod calibrate;
+pub mod calibrate;
 mod print;
 
 use super::backend_args::{BackendArgs, load_model, print_notes};

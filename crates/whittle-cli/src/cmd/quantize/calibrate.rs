@@ -60,7 +60,7 @@ fn value_error(name: String, value: String, m: &whittle_runtime::Metrics) -> Val
     }
 }
 
-fn dataset(
+pub fn dataset(
     model: &Model,
     path: &Path,
     backend: &BackendArgs,
