@@ -292,5 +292,50 @@ fn errors_are_one_line() {
         &whittle!("compress", &model, "-o", &out, "--quantize", "int3"),
         "int3",
     );
+    let calib = fixture("digits_calib.npz");
+    let eval = fixture("digits_test.npz");
+    // Pruning a quarter of the channels (no fine-tuning) loses far more than 1 point.
+    let pruned = whittle!(
+        "compress",
+        &model,
+        "-o",
+        &out,
+        "--prune",
+        "0.25",
+        "--calib",
+        &calib,
+        "--eval",
+        &eval,
+        "--max-drop",
+        "1",
+        "--json"
+    );
+    one_line_error(&pruned, "already lose");
     assert!(!out.exists(), "nothing written on error");
+}
+
+#[test]
+fn fp16_and_dynamic_outputs_are_drop_in() {
+    let dir = tmp();
+    let model = fixture("digits_cnn.onnx");
+    let eval = fixture("digits_test.npz");
+    for (quant, mode) in [("fp16", None), ("int8", Some("dynamic"))] {
+        let out = dir.path().join(format!("{quant}.onnx"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            model.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--quantize".as_ref(),
+            quant.as_ref(),
+            "--eval".as_ref(),
+            eval.as_os_str(),
+        ];
+        if let Some(m) = mode {
+            args.push("--mode".as_ref());
+            args.push(m.as_ref());
+        }
+        let r = compress_json(&args);
+        assert_eq!(r["after"]["accuracy"].as_f64(), Some(eval_accuracy(&out)));
+        assert_eq!(r["after"]["file_bytes"].as_u64(), Some(size(&out)));
+    }
 }

@@ -35,6 +35,14 @@ fn every_writing_command_is_deterministic() {
         ],
         vec![s("optimize"), digits.clone().into()],
         vec![
+            s("compress"),
+            digits.clone().into(),
+            s("--calib"),
+            calib.clone().into(),
+            s("--prune"),
+            s("0.25"),
+        ],
+        vec![
             s("quantize"),
             digits.clone().into(),
             s("--mode"),

@@ -224,7 +224,14 @@ fn a_model_past_2_gib_is_written_with_external_data_and_reads_back() {
     m.graph.initializers[0].set_raw(bytes::Bytes::from(vec![0u8; n]));
     let out = dir.path().join("big.onnx");
     let report = whittle_ir::save(&m, &out, &whittle_ir::SaveOptions::default()).unwrap();
-    assert!(report.notes.iter().any(|n| n.contains("past protobuf's 2 GiB limit")), "{:?}", report.notes);
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("past protobuf's 2 GiB limit")),
+        "{:?}",
+        report.notes
+    );
     assert_eq!(report.data_files.len(), 1);
     let back = whittle_ir::Model::load(&out).unwrap();
     let t = &back.graph.initializers[0];

@@ -117,18 +117,30 @@ impl Tensor {
     /// overflow; raw/external bytes, typed-field entries or strings must match the count.
     pub fn check_size(&self) -> Result<()> {
         let dtype = self.dtype();
-        let n = self
-            .num_elements()
-            .ok_or_else(|| self.err(format!("dims {:?} are negative or their product overflows", self.proto.dims)))?;
+        let n = self.num_elements().ok_or_else(|| {
+            self.err(format!(
+                "dims {:?} are negative or their product overflows",
+                self.proto.dims
+            ))
+        })?;
         let p = &self.proto;
         let mismatch = |what: &str, need: u64, have: u64| {
-            self.err(format!("dims {:?} of {dtype} need {need} {what} but {have} are stored", p.dims))
+            self.err(format!(
+                "dims {:?} of {dtype} need {need} {what} but {have} are stored",
+                p.dims
+            ))
         };
         if dtype == DataType::STRING {
             let have = p.string_data.len() as u64;
-            return if have == n || (have == 0 && self.is_external()) { Ok(()) } else { Err(mismatch("strings", n, have)) };
+            return if have == n || (have == 0 && self.is_external()) {
+                Ok(())
+            } else {
+                Err(mismatch("strings", n, have))
+            };
         }
-        let Some(bits) = dtype.bits() else { return Ok(()) };
+        let Some(bits) = dtype.bits() else {
+            return Ok(());
+        };
         let need_bytes = dtype.byte_len(n).unwrap_or(u64::MAX);
         match self.storage() {
             Storage::Raw => {

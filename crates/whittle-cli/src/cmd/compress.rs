@@ -25,11 +25,11 @@ use whittle_ir::{Model, SaveOptions};
 use whittle_passes::PassContext;
 use whittle_passes::prune::PruneOptions;
 use whittle_passes::quantize::{Mode, QuantType, QuantizeOptions};
-use whittle_runtime::model::BackendKind;
 
 #[derive(Args)]
 #[command(after_help = "\
 Defaults: clean-up, no pruning, int8 — static (QDQ) when --calib is given, else weight-only.
+fp16 keeps float32 inputs and outputs (Casts inside), so the result is a drop-in replacement.
 Verification: with --eval, accuracy before and after (top-1, as `whittle eval`); otherwise
 top-1 agreement, cosine and SNR of the first output against the original on --calib or 16
 seeded samples. Latency: median of 20 runs on seeded inputs (as `whittle bench`), tract and
@@ -87,7 +87,9 @@ struct Plan {
     recipe: Recipe,
 }
 
-fn plan(recipe: Recipe) -> Result<Plan> {
+/// Checks the settings and fills in the defaults, so an emitted recipe keeps meaning the
+/// same pipeline even if a default changes later.
+fn plan(mut recipe: Recipe) -> Result<Plan> {
     if let Some(r) = recipe.prune
         && !(0.0..1.0).contains(&r)
     {
@@ -108,10 +110,15 @@ fn plan(recipe: Recipe) -> Result<Plan> {
         Some("static") => Some(Mode::Static),
         Some(m) => bail!("--mode {m:?}: expected weight, dynamic or static"),
     };
-    let quant = recipe.quantize.as_deref().unwrap_or("int8");
+    let quant = recipe
+        .quantize
+        .clone()
+        .unwrap_or_else(|| "int8".to_string());
     let mut opts = QuantizeOptions::default();
-    match quant {
+    match quant.as_str() {
         "none" => {
+            recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
+            recipe.quantize = Some("none".into());
             return Ok(Plan {
                 cleanup: recipe.cleanup.unwrap_or(true),
                 prune: recipe.prune,
@@ -124,6 +131,8 @@ fn plan(recipe: Recipe) -> Result<Plan> {
                 bail!("--quantize fp16 takes no --mode (weights and compute become float16)");
             }
             opts.mode = Mode::Fp16;
+            // A drop-in replacement: float32 inputs and outputs, Casts inside.
+            opts.keep_io_types = true;
         }
         "int8" => {
             let default = if recipe.calib.is_some() {
@@ -145,6 +154,14 @@ fn plan(recipe: Recipe) -> Result<Plan> {
     if opts.mode == Mode::Static && recipe.calib.is_none() {
         bail!("--mode static needs a calibration set: --calib FILE.npz");
     }
+    recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
+    recipe.quantize = Some(quant);
+    recipe.mode = match opts.mode {
+        Mode::Weight => Some("weight".into()),
+        Mode::Dynamic => Some("dynamic".into()),
+        Mode::Static => Some("static".into()),
+        Mode::Fp16 => None,
+    };
     Ok(Plan {
         cleanup: recipe.cleanup.unwrap_or(true),
         prune: recipe.prune,
@@ -165,6 +182,8 @@ pub struct Report {
     agreement: Option<measure::Agreement>,
     fallback: Option<fallback::FallbackReport>,
     quantized_layers: usize,
+    /// Calibration, lowering and measurement notes (printed on stderr without --json).
+    notes: Vec<String>,
 }
 
 pub fn run(args: CompressArgs) -> Result<()> {
@@ -204,11 +223,11 @@ pub fn run(args: CompressArgs) -> Result<()> {
             eprintln!("compress: {s}");
         }
     };
-    let (report, notes) = pipeline(&args, &plan, &original, &progress)?;
+    let report = pipeline(&args, &plan, &original, &progress)?;
     if args.json {
         return print_json(&report);
     }
-    print_notes(&notes);
+    print_notes(&report.notes);
     print::table(&report);
     Ok(())
 }
@@ -218,7 +237,7 @@ fn pipeline(
     plan: &Plan,
     original: &Model,
     progress: &dyn Fn(&str),
-) -> Result<(Report, Vec<String>)> {
+) -> Result<Report> {
     let label = args.input.display().to_string();
     let mut steps = Vec::new();
     let mut notes = Vec::new();
@@ -238,8 +257,11 @@ fn pipeline(
     }
     if let Some(ratio) = plan.prune {
         progress("pruning");
+        // The `whittle prune` defaults: L2 ranking, at least one channel per group.
         let opts = PruneOptions {
             ratio,
+            round_to: 1,
+            min_channels: 1,
             ..Default::default()
         };
         let (pruned, _) = super::prune::prune_once(&model, opts)
@@ -247,13 +269,6 @@ fn pipeline(
         model = pruned;
         steps.push(format!("prune (ratio {ratio}, L2)"));
     }
-    let eval_data = match &plan.recipe.eval {
-        Some(path) => Some((
-            super::eval::labelled_dataset(&model, path, None, "label", &args.backend)?.0,
-            format!("eval set {}", path.display()),
-        )),
-        None => None,
-    };
     let accuracy_before = match &plan.recipe.eval {
         Some(path) => {
             progress("accuracy of the original");
@@ -286,22 +301,30 @@ fn pipeline(
         steps.push(format!("quantize ({})", report.scheme));
         model = q;
         quantized_layers = report.quantized();
-        if let (Some(budget), Some(eval), Some(before), Some(data)) = (
-            plan.recipe.max_drop,
-            &plan.recipe.eval,
-            accuracy_before,
-            &eval_data,
-        ) {
+        if let (Some(budget), Some(eval), Some(before)) =
+            (plan.recipe.max_drop, &plan.recipe.eval, accuracy_before)
+        {
             let acc = measure::accuracy(&model, eval, &args.backend)?;
             if (before - acc) * 100.0 > budget + 1e-9 {
                 progress("over the accuracy budget: measuring layer sensitivity");
+                let data = (
+                    super::eval::labelled_dataset(
+                        &float_model,
+                        eval,
+                        None,
+                        "label",
+                        &args.backend,
+                    )?
+                    .0,
+                    format!("eval set {}", eval.display()),
+                );
                 let b = fallback::Budget {
                     float_model: &float_model,
                     opts,
                     shapes: &shapes,
                     calib: calib.as_ref(),
                     eval,
-                    eval_data: data,
+                    eval_data: &data,
                     backend: &args.backend,
                     accuracy_before: before,
                     max_drop: budget,
@@ -317,26 +340,27 @@ fn pipeline(
             }
         }
     }
-    progress("writing");
-    let saved = whittle_ir::save(&model, &args.output, &SaveOptions::default())
-        .with_context(|| format!("{}: cannot write the model", args.output.display()))?;
+    // Measure first, write last: nothing is written when a measurement fails.
     progress("measuring");
-    let before = snapshot(original, file_size(&args.input, original), args)?;
-    let size = saved.model_bytes + saved.data_files.iter().map(|(_, s)| *s).sum::<u64>();
-    let mut after = snapshot(&model, size, args)?;
-    let mut before = before;
+    let backend = &args.backend;
+    let mut before = measure::snapshot(original, backend, &mut notes)?;
+    before.file_bytes = measure::file_size(&args.input, original);
+    let mut after = measure::snapshot(&model, backend, &mut notes)?;
     if let Some(path) = &plan.recipe.eval {
         before.accuracy = accuracy_before;
-        after.accuracy = Some(measure::accuracy(&model, path, &args.backend)?);
+        after.accuracy = Some(measure::accuracy(&model, path, backend)?);
     }
     let agreement = match plan.recipe.eval {
         Some(_) => None,
         None => {
-            let data =
-                measure::comparison_data(original, plan.recipe.calib.as_deref(), &args.backend)?;
-            Some(measure::agreement(original, &model, &data, &args.backend)?)
+            let data = measure::comparison_data(original, plan.recipe.calib.as_deref(), backend)?;
+            Some(measure::agreement(original, &model, &data, backend)?)
         }
     };
+    progress("writing");
+    let saved = whittle_ir::save(&model, &args.output, &SaveOptions::default())
+        .with_context(|| format!("{}: cannot write the model", args.output.display()))?;
+    after.file_bytes = saved.model_bytes + saved.data_files.iter().map(|(_, s)| *s).sum::<u64>();
     let report = Report {
         input: args.input.clone(),
         output: args.output.clone(),
@@ -347,23 +371,7 @@ fn pipeline(
         agreement,
         fallback,
         quantized_layers,
+        notes,
     };
-    Ok((report, notes))
-}
-
-/// The bytes on disk of a model: its file plus its external-data files.
-fn file_size(path: &std::path::Path, model: &Model) -> u64 {
-    let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    len(path) + model.external_files().iter().map(|p| len(p)).sum::<u64>()
-}
-
-fn snapshot(model: &Model, file_bytes: u64, args: &CompressArgs) -> Result<Snapshot> {
-    let mut s = Snapshot {
-        file_bytes,
-        ..Default::default()
-    };
-    measure::static_counts(model, &args.backend, &mut s)?;
-    s.tract_ms = measure::latency(model, &args.backend, BackendKind::Tract)?;
-    s.ort_ms = measure::latency(model, &args.backend, BackendKind::Ort)?;
-    Ok(s)
+    Ok(report)
 }

@@ -91,6 +91,16 @@ pub fn fit(
     b: &Budget,
     current: (Model, QuantizeReport, f64),
 ) -> Result<(Model, QuantizeReport, f64, FallbackReport)> {
+    let fits = |acc: f64| (b.accuracy_before - acc) * 100.0 <= b.max_drop + 1e-9;
+    let float_accuracy = accuracy(b.float_model, b.eval, b.backend)?;
+    if !fits(float_accuracy) {
+        bail!(
+            "--max-drop {}: the steps before quantization (e.g. --prune) already lose {:.2} points ({:.4} → {float_accuracy:.4}); no layer fallback can help",
+            b.max_drop,
+            (b.accuracy_before - float_accuracy) * 100.0,
+            b.accuracy_before
+        );
+    }
     let layers = quantized_layers(b.float_model, &current.1);
     let mut sensitivity = Vec::with_capacity(layers.len());
     for (i, (node, op)) in layers.iter().enumerate() {
@@ -112,7 +122,6 @@ pub fn fit(
         let key = |l: &Layer| l.snr_db.unwrap_or(f64::INFINITY);
         key(x).total_cmp(&key(y)).then_with(|| x.node.cmp(&y.node))
     });
-    let fits = |acc: f64| (b.accuracy_before - acc) * 100.0 <= b.max_drop + 1e-9;
     let mut steps = vec![current.2];
     let mut kept = Vec::new();
     let mut best = current;
@@ -128,7 +137,7 @@ pub fn fit(
     }
     if !fits(best.2) {
         bail!(
-            "--max-drop {}: even with every quantized layer in float the accuracy is {:.4} against {:.4} before (the other steps, e.g. --prune, lose more than the budget)",
+            "--max-drop {}: even with every quantized layer in float the accuracy is {:.4} against {:.4} before",
             b.max_drop,
             best.2,
             b.accuracy_before

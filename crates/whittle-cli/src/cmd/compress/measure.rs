@@ -162,3 +162,35 @@ fn with_batch(
     }
     overrides
 }
+
+/// The bytes on disk of a model: its file plus its external-data files.
+pub fn file_size(path: &std::path::Path, model: &Model) -> u64 {
+    let len = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    len(path) + model.external_files().iter().map(|p| len(p)).sum::<u64>()
+}
+
+/// Counts and latencies of `model` (file bytes and accuracy are filled in by the caller).
+/// A runtime that cannot time the model leaves its latency empty and says why in `notes`.
+pub fn snapshot(model: &Model, backend: &BackendArgs, notes: &mut Vec<String>) -> Result<Snapshot> {
+    let mut s = Snapshot::default();
+    static_counts(model, backend, &mut s)?;
+    for kind in [BackendKind::Tract, BackendKind::Ort] {
+        let ms = match latency(model, backend, kind) {
+            Ok(ms) => ms,
+            Err(e) => {
+                notes.push(format!(
+                    "{}: latency not measured on {}: {}",
+                    model.label(),
+                    kind.label(),
+                    crate::output::error_chain(&e)
+                ));
+                None
+            }
+        };
+        match kind {
+            BackendKind::Tract => s.tract_ms = ms,
+            BackendKind::Ort => s.ort_ms = ms,
+        }
+    }
+    Ok(s)
+}
