@@ -21,6 +21,7 @@ pub mod model;
 pub mod node;
 pub mod save;
 pub mod shape;
+pub mod stream;
 pub mod tensor;
 pub mod text;
 pub mod types;

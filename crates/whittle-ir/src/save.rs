@@ -434,9 +434,14 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
         report.external_tensors += segments.len();
         staged.push((tmp, path));
     }
-    let encoded = proto.encode_to_vec();
-    report.model_bytes = encoded.len() as u64;
-    let tmp = stage(out, &mut in_flight, &mut |f| f.write_all(&encoded))?;
+    report.model_bytes = proto.encoded_len() as u64;
+    let tmp = stage(out, &mut in_flight, &mut |f| {
+        let mut sink = crate::stream::FileSink::new(f);
+        proto
+            .encode(&mut sink)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        sink.finish()
+    })?;
     staged.push((tmp, out.to_path_buf()));
     // Data files first, the model last: a reader never sees a model whose data is missing.
     let state = staging();
