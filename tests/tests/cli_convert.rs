@@ -120,15 +120,31 @@ fn refuses_to_overwrite_inputs_unless_forced() {
         "{}",
         stderr(&r)
     );
-    // Another model name, but the kept external layout would rewrite the input's data file.
+    // Another model in the same folder: keeping the external layout would rewrite the
+    // input's data file, so the copy gets its own `copy.onnx.data` (same offsets).
+    let data_before = std::fs::read(dir.path().join("external_mlp.onnx.data")).unwrap();
     let other = dir.path().join("copy.onnx");
     let r = whittle!("convert", &model, "-o", &other);
-    assert!(
-        stderr(&r).contains("external_mlp.onnx.data: refusing to overwrite"),
-        "{}",
-        stderr(&r)
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(
+        std::fs::read(dir.path().join("copy.onnx.data")).unwrap(),
+        data_before
     );
-    assert!(!other.exists());
+    assert_eq!(
+        std::fs::read(dir.path().join("external_mlp.onnx.data")).unwrap(),
+        data_before
+    );
+    let copy = whittle_ir::Model::load(&other).unwrap();
+    let original = whittle_ir::Model::load(&model).unwrap();
+    let hashes = |m: &whittle_ir::Model| {
+        m.graph
+            .initializers
+            .iter()
+            .map(|t| t.content_hash())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hashes(&copy), hashes(&original));
+    assert!(copy.graph.initializers.iter().any(|t| t.is_external()));
     let r = whittle!("convert", &model, "-o", &model, "--force");
     assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(std::fs::read(&model).unwrap(), before);

@@ -6,7 +6,9 @@
 //!   and no temporary file behind;
 //! - with [`ExternalMode::Keep`] external tensors keep their location, offset and length
 //!   (the layout is rebuilt sequentially only for a data file whose tensors no longer fit
-//!   their recorded places, e.g. because a pass changed their size);
+//!   their recorded places, e.g. because a pass changed their size); a data file that would
+//!   overwrite the source model's own (another model saved into the same folder) is written
+//!   as `<OUT file name>.data` instead, offsets kept;
 //! - a model whose protobuf would pass 2 GiB is written with external data, since
 //!   protobuf cannot encode larger messages; the report says so.
 use crate::convert::{TensorExporter, export_graph};
@@ -104,7 +106,12 @@ fn bytes_of(t: &Tensor) -> Result<Bytes> {
     })
 }
 
-fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Layout> {
+fn plan(
+    tensors: &[&Tensor],
+    mode: &ExternalMode,
+    data_name: &str,
+    renames: &BTreeMap<String, String>,
+) -> Result<Layout> {
     let mut layout = Layout {
         placements: HashMap::new(),
         files: BTreeMap::new(),
@@ -155,7 +162,9 @@ fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Lay
                     .or_default()
                     .push((t, r));
             }
-            for (location, mut members) in by_location {
+            for (source, mut members) in by_location {
+                let location = renames.get(&source).cloned().unwrap_or(source.clone());
+                let renamed = location != source;
                 members.sort_by_key(|(_, r)| r.offset);
                 let fits = members.iter().all(|(t, r)| {
                     r.length
@@ -170,7 +179,16 @@ fn plan(tensors: &[&Tensor], mode: &ExternalMode, data_name: &str) -> Result<Lay
                 for (t, r) in &members {
                     let bytes = t.external.clone().unwrap_or_default();
                     if fits {
-                        layout.placements.insert(key(t), Placement::AsIs);
+                        let placement = if renamed {
+                            Placement::External {
+                                location: location.clone(),
+                                offset: r.offset,
+                                bytes: bytes.clone(),
+                            }
+                        } else {
+                            Placement::AsIs
+                        };
+                        layout.placements.insert(key(t), placement);
                         layout
                             .files
                             .entry(location.clone())
@@ -359,6 +377,45 @@ fn out_dir(out: &Path) -> PathBuf {
     }
 }
 
+/// External data files that [`ExternalMode::Keep`] would write over the model's own source
+/// data (a different model saved into the same folder): each is written as
+/// `<OUT file name>.data` instead (then `.data.1`, …), offsets kept. Saving over the model
+/// itself (the caller passed `--force`) keeps the locations.
+fn kept_location_renames(model: &Model, out: &Path) -> Result<BTreeMap<String, String>> {
+    let mut renames = BTreeMap::new();
+    let Some(src) = model.path.as_ref() else {
+        return Ok(renames);
+    };
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(src, out) {
+        return Ok(renames);
+    }
+    let (src_dir, dir) = (out_dir(src), out_dir(out));
+    let data_name = format!(
+        "{}.data",
+        out.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let mut tensors = Vec::new();
+    tensors_of(&model.graph, &mut tensors);
+    for t in tensors.iter().filter(|t| t.is_external()) {
+        let location = ExternalRef::parse(&t.proto)?.location;
+        if !renames.contains_key(&location) && same(&src_dir.join(&location), &dir.join(&location))
+        {
+            let name = match renames.len() {
+                0 => data_name.clone(),
+                k => format!("{data_name}.{k}"),
+            };
+            renames.insert(location, name);
+        }
+    }
+    Ok(renames)
+}
+
 /// The files a save of `model` to `out` would write (to refuse overwriting inputs first).
 pub fn target_files(model: &Model, out: &Path, opts: &SaveOptions) -> Result<Vec<PathBuf>> {
     let mut files = vec![out.to_path_buf()];
@@ -375,8 +432,10 @@ pub fn target_files(model: &Model, out: &Path, opts: &SaveOptions) -> Result<Vec
         ExternalMode::Keep => {
             let mut tensors = Vec::new();
             tensors_of(&model.graph, &mut tensors);
+            let renames = kept_location_renames(model, out)?;
             for t in tensors.iter().filter(|t| t.is_external()) {
-                let p = dir.join(ExternalRef::parse(&t.proto)?.location);
+                let location = ExternalRef::parse(&t.proto)?.location;
+                let p = dir.join(renames.get(&location).unwrap_or(&location));
                 if !files.contains(&p) {
                     files.push(p);
                 }
@@ -397,7 +456,8 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
     let mut tensors = Vec::new();
     tensors_of(&model.graph, &mut tensors);
     let mut mode = opts.external.clone();
-    let mut layout = plan(&tensors, &mode, &data_name)?;
+    let renames = kept_location_renames(model, out)?;
+    let mut layout = plan(&tensors, &mode, &data_name, &renames)?;
     let mut proto = model.proto.clone();
     proto.graph = Some(export_graph(&model.graph, &mut layout));
     if proto.encoded_len() as u64 > PROTOBUF_LIMIT
@@ -408,7 +468,7 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
             proto.encoded_len()
         );
         mode = ExternalMode::Threshold(AUTO_THRESHOLD);
-        layout = plan(&tensors, &mode, &data_name)?;
+        layout = plan(&tensors, &mode, &data_name, &renames)?;
         layout.notes.push(note);
         proto.graph = Some(export_graph(&model.graph, &mut layout));
     }
