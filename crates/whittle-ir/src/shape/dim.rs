@@ -192,3 +192,39 @@ pub fn add_dims(a: &Dim, b: &Dim) -> Dim {
 pub fn ceil_div(a: i64, b: i64) -> i64 {
     a / b + i64::from(a % b != 0)
 }
+
+/// A tensor-typed `ValueInfoProto` for `name` (`dims: None` = rank unknown; an unknown dim
+/// is written without a value).
+pub fn tensor_value_info(
+    name: &str,
+    dtype: crate::DataType,
+    dims: Option<&[Dim]>,
+) -> whittle_proto::ValueInfoProto {
+    use whittle_proto::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
+    use whittle_proto::type_proto::{Tensor as TensorType, Value as TypeValue};
+    use whittle_proto::{TensorShapeProto, TypeProto, ValueInfoProto};
+    let shape = dims.map(|dims| TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension {
+                denotation: None,
+                value: match d {
+                    Dim::Known(n) => Some(DimValue::DimValue(*n as i64)),
+                    Dim::Symbolic(s) => Some(DimValue::DimParam(s.clone())),
+                    Dim::Unknown => None,
+                },
+            })
+            .collect(),
+    });
+    ValueInfoProto {
+        name: Some(name.into()),
+        r#type: Some(TypeProto {
+            denotation: None,
+            value: Some(TypeValue::TensorType(TensorType {
+                elem_type: Some(dtype.0),
+                shape,
+            })),
+        }),
+        ..Default::default()
+    }
+}

@@ -56,7 +56,7 @@ mod values;
 mod walk;
 
 pub use conv::matmul_dims;
-pub use dim::{Dim, ValueShape, broadcast, product, product_dim};
+pub use dim::{Dim, ValueShape, broadcast, product, product_dim, tensor_value_info};
 
 use crate::model::Model;
 use std::collections::BTreeMap;

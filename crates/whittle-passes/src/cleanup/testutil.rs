@@ -1,35 +1,21 @@
 //! A tiny model builder for the unit tests of the clean-up passes.
 use bytes::Bytes;
-use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
-use whittle_ir::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, type_proto,
-};
+use whittle_ir::proto::{GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto};
+use whittle_ir::shape::{Dim, tensor_value_info};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, Tensor};
 
 pub fn value_info(name: &str, dtype: DataType, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
+    let dims: Vec<Dim> = dims
         .iter()
-        .map(|&d| Dimension {
-            value: Some(if d < 0 {
-                dimension::Value::DimParam("N".into())
+        .map(|&d| {
+            if d < 0 {
+                Dim::Symbolic("N".into())
             } else {
-                dimension::Value::DimValue(d)
-            }),
-            ..Default::default()
+                Dim::Known(d as u64)
+            }
         })
         .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(dtype.0),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    tensor_value_info(name, dtype, Some(&dims))
 }
 
 pub fn f32_init(name: &str, dims: &[i64], v: &[f32]) -> Tensor {

@@ -7,9 +7,7 @@
 use std::collections::HashSet;
 use whittle_ir::node::Attribute;
 use whittle_ir::proto::attribute_proto::AttributeType;
-use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension::Value as DimValue};
-use whittle_ir::proto::type_proto::{Tensor as TensorType, Value as TypeValue};
-use whittle_ir::proto::{AttributeProto, NodeProto, TensorShapeProto, TypeProto, ValueInfoProto};
+use whittle_ir::proto::{AttributeProto, NodeProto, ValueInfoProto};
 use whittle_ir::shape::{Dim, ValueShape};
 use whittle_ir::{DataType, Graph, Node, Tensor};
 
@@ -187,30 +185,7 @@ impl Emit<'_> {
 
 /// A tensor value info from what shape inference knows (`dtype` must be known).
 pub(crate) fn value_info(name: &str, dtype: DataType, dims: Option<&[Dim]>) -> ValueInfoProto {
-    let shape = dims.map(|dims| TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|d| Dimension {
-                denotation: None,
-                value: match d {
-                    Dim::Known(n) => Some(DimValue::DimValue(*n as i64)),
-                    Dim::Symbolic(s) => Some(DimValue::DimParam(s.clone())),
-                    Dim::Unknown => None,
-                },
-            })
-            .collect(),
-    });
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            denotation: None,
-            value: Some(TypeValue::TensorType(TensorType {
-                elem_type: Some(dtype.0),
-                shape,
-            })),
-        }),
-        ..Default::default()
-    }
+    whittle_ir::shape::tensor_value_info(name, dtype, dims)
 }
 
 /// `f32[N,5]` for messages.

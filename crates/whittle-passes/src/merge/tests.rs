@@ -2,34 +2,19 @@
 //! CLI checks live in `tests/tests/merge*.rs`.
 use super::*;
 use bytes::Bytes;
-use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
-use whittle_ir::proto::{
-    NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto, ValueInfoProto, type_proto,
-};
+use whittle_ir::proto::{NodeProto, OperatorSetIdProto, ValueInfoProto};
+use whittle_ir::shape::{Dim, tensor_value_info};
 use whittle_ir::{DataType, Node, Tensor};
 
 fn vi(name: &str, dtype: DataType, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
+    let dims: Vec<Dim> = dims
         .iter()
-        .map(|&d| Dimension {
-            value: Some(match d {
-                -1 => dimension::Value::DimParam("N".into()),
-                d => dimension::Value::DimValue(d),
-            }),
-            ..Default::default()
+        .map(|&d| match d {
+            -1 => Dim::Symbolic("N".into()),
+            d => Dim::Known(d as u64),
         })
         .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(dtype.0),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    tensor_value_info(name, dtype, Some(&dims))
 }
 
 fn node(op: &str, inputs: &[&str], output: &str) -> Node {

@@ -3,32 +3,15 @@
 use super::*;
 use crate::cleanup::attrs::int_attribute;
 use bytes::Bytes;
-use whittle_ir::proto::tensor_shape_proto::{Dimension, dimension};
 use whittle_ir::proto::{
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, type_proto,
+    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, ValueInfoProto, type_proto,
 };
+use whittle_ir::shape::{Dim, tensor_value_info};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, Tensor};
 
 fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|&d| Dimension {
-            value: Some(dimension::Value::DimValue(d)),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: Some(name.into()),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: Some(DataType::FLOAT.0),
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Known(d as u64)).collect();
+    tensor_value_info(name, DataType::FLOAT, Some(&dims))
 }
 
 fn f32t(name: &str, dims: &[i64], v: &[f32]) -> Tensor {
