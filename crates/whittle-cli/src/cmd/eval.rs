@@ -40,6 +40,9 @@ pub struct EvalArgs {
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
+    /// The output holding the class scores (default: the first output).
+    #[arg(long, value_name = "NAME")]
+    pub output: Option<String>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -60,6 +63,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &runner,
         &data,
         &labels,
+        args.output.as_deref(),
         args.top_k,
         threads,
         Some(&|done| bar.set_position(done as u64)),

@@ -59,20 +59,31 @@ pub struct EvalReport {
     pub predictions: Vec<usize>,
 }
 
-/// Runs `runner` over `data` and scores its first output against `labels` (one per sample).
+/// Runs `runner` over `data` and scores `output` (by default its first output) against
+/// `labels` (one per sample).
 pub fn evaluate(
     runner: &Runner,
     data: &Dataset,
     labels: &HostTensor,
+    output: Option<&str>,
     top_k: usize,
     threads: usize,
     progress: Option<Progress>,
 ) -> Result<EvalReport, ModelError> {
     let labels = label_indices(labels, data.samples())?;
-    let output =
-        runner.output_names().first().cloned().ok_or_else(|| {
+    let names = runner.output_names();
+    let output = match output {
+        Some(name) if names.iter().any(|n| n == name) => name.to_string(),
+        Some(name) => {
+            return Err(ModelError::Data(format!(
+                "the model has no output \"{name}\" (its outputs: {})",
+                names.join(", ")
+            )));
+        }
+        None => names.first().cloned().ok_or_else(|| {
             ModelError::Data("the model has no output to read scores from".into())
-        })?;
+        })?,
+    };
     let mut rankings: Vec<Vec<usize>> = Vec::with_capacity(labels.len());
     runner.for_each_run(data, threads, progress, |k, outputs| {
         let samples = data.sample_ranges()[k].len();

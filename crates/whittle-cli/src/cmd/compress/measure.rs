@@ -78,7 +78,7 @@ pub fn accuracy(model: &Model, eval: &std::path::Path, backend: &BackendArgs) ->
     let (data, labels) = labelled_dataset(model, eval, None, "label", backend)?;
     let (rt, threads) = backend.backend()?;
     let runner = Runner::for_dataset(model, None, rt.as_ref(), &data)?;
-    Ok(evaluate(&runner, &data, &labels, 1, threads, None)?.accuracy)
+    Ok(evaluate(&runner, &data, &labels, None, 1, threads, None)?.accuracy)
 }
 
 /// How close the compressed model's first output is to the original's.
