@@ -124,7 +124,8 @@ fn check_against(
     }
     for (index, (d, &g)) in declared.iter().zip(given).enumerate() {
         match d {
-            types::Dim::Fixed(f) if u64::try_from(*f).ok() != Some(g) => {
+            // A negative dim_value (PP-OCR writes -1) is unknown, not fixed: any value fits.
+            types::Dim::Fixed(f) if *f >= 0 && u64::try_from(*f).ok() != Some(g) => {
                 return Err(ShapeError::Fixed {
                     name: name.to_string(),
                     index,
@@ -137,4 +138,17 @@ fn check_against(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod negative_dim_tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_declared_dim_accepts_any_value() {
+        let declared = [types::Dim::Fixed(-1), types::Dim::Fixed(3)];
+        let mut b = BTreeMap::new();
+        assert!(check_against("x", &declared, &[7, 3], &mut b).is_ok());
+        assert!(check_against("x", &declared, &[7, 4], &mut b).is_err());
+    }
 }
