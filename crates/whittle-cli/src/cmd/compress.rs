@@ -8,7 +8,7 @@
 #[path = "compress/fallback.rs"]
 mod fallback;
 #[path = "compress/measure.rs"]
-mod measure;
+pub(crate) mod measure;
 #[path = "compress/print.rs"]
 mod print;
 #[path = "compress/recipe.rs"]

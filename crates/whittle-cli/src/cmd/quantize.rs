@@ -127,6 +127,10 @@ pub struct QuantizeArgs {
     /// With --calib: do not run the float and quantized models to measure the error.
     #[arg(long)]
     pub no_measure: bool,
+    /// Time the quantized model against the input (batch 1, onnxruntime when available, else
+    /// tract) and report the ratio; a slower result is reported as a finding.
+    #[arg(long)]
+    pub check_speed: bool,
     /// Run the clean-up passes first (fold BatchNorm into Conv, …). Default in static mode.
     #[arg(long, conflicts_with = "no_optimize")]
     pub optimize: bool,
@@ -240,6 +244,42 @@ struct JsonReport<'a> {
     report: &'a QuantizeReport,
     error: Option<&'a calibrate::ErrorReport>,
     save: Option<&'a whittle_ir::SaveReport>,
+    speed: Option<&'a SpeedCheck>,
+}
+
+/// `--check-speed`: median latency of the input and of the quantized model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SpeedCheck {
+    pub backend: &'static str,
+    pub float_ms: f64,
+    pub quantized_ms: f64,
+    /// quantized / float: above 1 the quantized model is slower.
+    pub ratio: f64,
+}
+
+/// Times `original` and `quantized` on the same backend (onnxruntime when its library is
+/// found, else tract), batch 1, seeded inputs, as `whittle bench` does.
+fn check_speed(
+    original: &whittle_ir::Model,
+    quantized: &whittle_ir::Model,
+    backend: &BackendArgs,
+) -> Result<SpeedCheck> {
+    use super::compress::measure::latency;
+    use whittle_runtime::model::BackendKind;
+    let (kind, name) = match latency(original, backend, BackendKind::Ort)? {
+        Some(_) => (BackendKind::Ort, "onnxruntime"),
+        None => (BackendKind::Tract, "tract"),
+    };
+    let time = |m: &whittle_ir::Model| -> Result<f64> {
+        latency(m, backend, kind)?.context("the runtime became unavailable while timing")
+    };
+    let (float_ms, quantized_ms) = (time(original)?, time(quantized)?);
+    Ok(SpeedCheck {
+        backend: name,
+        float_ms,
+        quantized_ms,
+        ratio: quantized_ms / float_ms.max(1e-9),
+    })
 }
 
 /// Wall time of each step, seconds.
@@ -328,6 +368,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         )?),
         _ => None,
     };
+    let speed = match args.check_speed {
+        true => Some(check_speed(&original, &model, &args.backend)?),
+        false => None,
+    };
     t.measure = step.elapsed().as_secs_f64();
     t.total = started.elapsed().as_secs_f64();
     if args.json {
@@ -340,10 +384,26 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             report: &report,
             error: error.as_ref(),
             save: save.as_ref(),
+            speed: speed.as_ref(),
         });
     }
     print_notes(&notes);
     print::report(&args, &report, error.as_ref(), save.as_ref(), &t);
+    if let Some(s) = &speed {
+        let verdict = if s.ratio > 1.0 {
+            format!(
+                "{:.2}× SLOWER than the input — with weight-only quantization the runtime dequantizes \
+                 every weight on every run; --mode static runs integer kernels",
+                s.ratio
+            )
+        } else {
+            format!("{:.2}× faster than the input", 1.0 / s.ratio)
+        };
+        println!(
+            "speed ({}, batch 1, median of 20 runs): input {:.3} ms, quantized {:.3} ms: {verdict}",
+            s.backend, s.float_ms, s.quantized_ms
+        );
+    }
     Ok(())
 }
 
