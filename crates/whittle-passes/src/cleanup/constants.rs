@@ -26,18 +26,13 @@ impl Pass for ConstantsToInitializers {
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
-        convert(&mut model.graph, cx, "", &mut report);
+        scope::bottom_up(&mut model.graph, cx, "", &mut report, convert);
         Ok(report)
     }
 }
 
+/// Rewrites one graph (its subgraphs are done first by [`scope::bottom_up`]).
 fn convert(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
-    for (k, n) in g.nodes_mut().enumerate() {
-        let label = format!("{path}{}/", n.label(k));
-        for sub in n.subgraphs_mut() {
-            convert(sub, cx.sub(), &label, report);
-        }
-    }
     let mut doomed = Vec::new();
     let mut tensors = Vec::new();
     for (pos, (ix, n)) in g.nodes().enumerate() {

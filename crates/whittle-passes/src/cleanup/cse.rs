@@ -26,7 +26,7 @@ impl Pass for CommonSubexpressions {
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
-        eliminate(&mut model.graph, cx, "", &mut report);
+        scope::bottom_up(&mut model.graph, cx, "", &mut report, eliminate);
         Ok(report)
     }
 }
@@ -66,13 +66,8 @@ fn key(n: &Node) -> Option<Key> {
     Some((n.op_type().to_string(), n.inputs().to_vec(), attrs))
 }
 
-fn eliminate(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
-    for (k, n) in g.nodes_mut().enumerate() {
-        let label = format!("{path}{}/", n.label(k));
-        for sub in n.subgraphs_mut() {
-            eliminate(sub, cx.sub(), &label, report);
-        }
-    }
+/// Rewrites one graph (its subgraphs are done first by [`scope::bottom_up`]).
+fn eliminate(g: &mut Graph, _cx: GraphCx, path: &str, report: &mut PassReport) {
     let uses = Uses::of(g);
     let mut seen: HashMap<Key, (String, Vec<String>)> = HashMap::new();
     let mut map: HashMap<String, String> = HashMap::new();

@@ -26,18 +26,13 @@ impl Pass for DeadCode {
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
-        clean(&mut model.graph, cx, "", &mut report);
+        scope::bottom_up(&mut model.graph, cx, "", &mut report, clean);
         Ok(report)
     }
 }
 
+/// Rewrites one graph (its subgraphs are done first by [`scope::bottom_up`]).
 fn clean(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
-    for (k, n) in g.nodes_mut().enumerate() {
-        let label = format!("{path}{}/", n.label(k));
-        for sub in n.subgraphs_mut() {
-            clean(sub, cx.sub(), &label, report);
-        }
-    }
     // Walk backwards from the graph outputs (the order is topological).
     let mut live: HashSet<String> = g.output_names().map(str::to_string).collect();
     let mut dead = Vec::new();

@@ -24,18 +24,13 @@ impl Pass for DedupInitializers {
     fn run(&self, model: &mut Model, _: &mut PassContext) -> Result<PassReport, PassError> {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
-        dedup(&mut model.graph, cx, "", &mut report);
+        scope::bottom_up(&mut model.graph, cx, "", &mut report, dedup);
         Ok(report)
     }
 }
 
+/// Rewrites one graph (its subgraphs are done first by [`scope::bottom_up`]).
 fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
-    for (k, n) in g.nodes_mut().enumerate() {
-        let label = format!("{path}{}/", n.label(k));
-        for sub in n.subgraphs_mut() {
-            dedup(sub, cx.sub(), &label, report);
-        }
-    }
     if !cx.can_add_initializers() {
         // A pre-IR-4 body lists its initializers as inputs: leave its signature alone.
         return;

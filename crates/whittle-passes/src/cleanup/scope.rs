@@ -363,3 +363,22 @@ pub fn label(g: &Graph, ix: NodeIndex) -> String {
     g.node(ix)
         .map_or_else(|| format!("#{pos}"), |n| n.label(pos))
 }
+
+/// Runs `body` on every subgraph of `g` (depth first, in node order) and then on `g`
+/// itself, so a graph is rewritten after everything nested in it. `path` is the chain of
+/// nodes holding the graph (`"if0" (If)/`), for report lines.
+pub fn bottom_up(
+    g: &mut Graph,
+    cx: GraphCx,
+    path: &str,
+    report: &mut crate::PassReport,
+    body: fn(&mut Graph, GraphCx, &str, &mut crate::PassReport),
+) {
+    for (k, n) in g.nodes_mut().enumerate() {
+        let label = format!("{path}{}/", n.label(k));
+        for sub in n.subgraphs_mut() {
+            bottom_up(sub, cx.sub(), &label, report, body);
+        }
+    }
+    body(g, cx, path, report);
+}
