@@ -3,7 +3,8 @@
 //! understood is never pruned). So the pruned model must compute what the original
 //! computes with those consumer slices zeroed — within float reassociation — whatever
 //! the weights. Checked in onnxruntime for the digits CNN, the Concat/Split/depthwise test
-//! models and, when the corpus is fetched, a YOLOv8n-style detector.
+//! models, the ResNet / MobileNetV2 / YOLOv8n-like (C2f Split halves) models and, when
+//! the corpus is fetched, a YOLOv8n-style detector.
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use whittle_ir::{DataType, Model, SaveOptions};
@@ -133,6 +134,9 @@ fn test_models_pruned_equal_original_with_consumer_slices_zeroed() {
         "concat_zero.onnx",
         "depthwise_zero.onnx",
         "split_zero.onnx",
+        "resnet.onnx",
+        "mobilenetv2.onnx",
+        "yolo_zero.onnx",
     ] {
         check(
             &data(name),

@@ -28,8 +28,18 @@ leave the outputs equal to the original's (the strongest check of the coupling l
   unknown_op.onnx      conv1(3->8)+Relu -> whittle.test::Mystery -> out1, and
                        conv2(3->6)+Relu -> conv3(6->4) -> out2, and conv4(3->6) -> Split [3, 3]
                        -> Add of the halves -> conv5(3->2) -> out3. conv1's group is unprunable
-                       (unknown op), conv4's too (Split inside one group); conv2's is
-                       prunable. Not runnable (custom op).
+                       (unknown op); conv2's is prunable, and so is conv4's (its Split into
+                       halves is tied back together by the Add: one 3-channel group).
+                       Not runnable (custom op).
+  paddle_zero.onnx     a Paddle-style export (opset 12, input x [N,3,H,W] with symbolic dims):
+                       every weight in a Constant node, biases as Reshape(Constant, [1,C,1,1])
+                       + Add, hardswish spelled Add/Clip/Mul/Div, an SE block (GAP -> se1 ->
+                       Relu -> se2 -> HardSigmoid -> Mul). conv1(3->8)+BN+hardswish ->
+                       conv2(8->8)+bias+Relu -> SE(8->4->8) -> conv3(8->6)+bias+Relu ->
+                       ConvTranspose(6->4, 2x2/2)+bias+Relu -> GAP -> Flatten -> MatMul(4->3)
+                       + Add. zero: conv1 {1,5}, conv2+se2 {2,6}, se1 {1}, conv3 {3}, the
+                       ConvTranspose {2}. Prunable only after Constant nodes become initializers and
+                       the bias Reshapes are folded. --ratio 0.25 --criterion l1
 """
 from pathlib import Path
 
@@ -205,9 +215,76 @@ def unknown_op():
          opsets=(("", 17), ("whittle.test", 1)))
 
 
+
+def paddle_zero():
+    r = np.random.default_rng(21)
+    nodes, n = [], [0]
+
+    def const(name, a, dtype=np.float32):
+        t = numpy_helper.from_array(np.asarray(a, dtype=dtype), name)
+        nodes.append(helper.make_node("Constant", [], [name], name=f"Constant@{len(nodes)}",
+                                      value=t))
+        return name
+
+    def op(kind, ins, **attrs):
+        n[0] += 1
+        out = f"{kind.lower()}_{n[0]}.tmp_0"
+        nodes.append(helper.make_node(kind, ins, [out], name=f"p2o.{kind}.{n[0]}", **attrs))
+        return out
+
+    def conv(name, x, cin, cout, zero, k=3, bias=True):
+        wt = r.normal(0, 0.5, (cout, cin, k, k)).astype(np.float32)
+        wt[list(zero)] = 0
+        y = op("Conv", [x, const(f"{name}_weights", wt)], kernel_shape=[k, k],
+               pads=[k // 2] * 4)
+        if not bias:
+            return y
+        b = r.normal(0, 0.1, cout).astype(np.float32)
+        b[list(zero)] = 0
+        shaped = op("Reshape", [const(f"{name}_offset", b),
+                                const(f"{name}_shape", [1, cout, 1, 1], np.int64)])
+        return op("Add", [y, shaped])
+
+    def batch_norm(name, x, c, zero):
+        g, b = r.uniform(0.5, 1.5, c), r.normal(0, 0.2, c)
+        g[list(zero)], b[list(zero)] = 0, 0
+        ps = [const(f"{name}_{k}", v) for k, v in
+              [("scale", g), ("offset", b), ("mean", r.normal(0, 0.3, c)),
+               ("variance", r.uniform(0.5, 1.5, c))]]
+        return op("BatchNormalization", [x] + ps, epsilon=1e-5)
+
+    def hardswish(x):
+        clip = op("Clip", [op("Add", [x, const(f"three_{len(nodes)}", 3.0)]),
+                           const(f"lo_{len(nodes)}", 0.0), const(f"hi_{len(nodes)}", 6.0)])
+        return op("Div", [op("Mul", [x, clip]), const(f"six_{len(nodes)}", 6.0)])
+
+    x = hardswish(batch_norm("bn1", conv("conv1", "x", 3, 8, (1, 5), bias=False), 8, (1, 5)))
+    x = op("Relu", [conv("conv2", x, 8, 8, (2, 6))])
+    se = op("Relu", [conv("se1", op("GlobalAveragePool", [x]), 8, 4, (1,), k=1)])
+    se = op("HardSigmoid", [conv("se2", se, 4, 8, (2, 6), k=1)], alpha=0.2, beta=0.5)
+    x = op("Relu", [conv("conv3", op("Mul", [x, se]), 8, 6, (3,))])
+    # PP-OCR det's head: ConvTranspose (weight [C_in, C_out, k, k]) + Reshape'd bias.
+    wt = r.normal(0, 0.5, (6, 4, 2, 2)).astype(np.float32)
+    wt[:, 2] = 0
+    b = r.normal(0, 0.1, 4).astype(np.float32)
+    b[2] = 0
+    up = op("ConvTranspose", [x, const("up_weights", wt)], kernel_shape=[2, 2], strides=[2, 2])
+    shaped = op("Reshape", [const("up_offset", b), const("up_shape", [1, 4, 1, 1], np.int64)])
+    x = op("Relu", [op("Add", [up, shaped])])
+    flat = op("Flatten", [op("GlobalAveragePool", [x])], axis=1)
+    fc = r.normal(0, 0.5, (4, 3)).astype(np.float32)
+    y = op("Add", [op("MatMul", [flat, const("fc_weights", fc)]),
+                   const("fc_offset", r.normal(0, 0.1, 3))])
+    nodes.append(helper.make_node("Identity", [y], ["y"], name="p2o.Identity.0"))
+    dims = ["p2o.DynamicDimension.0", 3, "p2o.DynamicDimension.1", "p2o.DynamicDimension.2"]
+    save("paddle_zero.onnx", nodes, [], [f32("x", *dims)], [f32("y", "p2o.DynamicDimension.0", 3)],
+         opsets=(("", 12),))
+
+
 if __name__ == "__main__":
     chain_zero()
     concat_zero()
     depthwise_zero()
     split_zero()
     unknown_op()
+    paddle_zero()

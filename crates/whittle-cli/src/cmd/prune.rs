@@ -1,19 +1,30 @@
 //! `whittle prune`: structured channel pruning. Shows the dependency groups (`--explain`),
 //! removes a fraction of each prunable group's channels, writes the smaller model and
 //! reports channels, parameters and MACs before/after. A failed prune writes nothing.
+//! With `--reconstruct`, the consumer layers of the pruned groups are then re-fitted by
+//! least squares on `--calib` (`prune_reconstruct.rs`); with `--eval`, top-1 accuracy of
+//! the original and the pruned model is measured and reported.
 use super::backend_args::BackendArgs;
+use super::compress::measure;
 use crate::output::{check_not_overwriting, print_json};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use whittle_ir::inspect::InspectReport;
-use whittle_ir::shape::ShapeOverrides;
+use std::path::PathBuf;
 use whittle_ir::{Model, SaveOptions};
-use whittle_passes::prune::{Criterion, Prune, PruneOptions, PruneReport, analyse_model, explain};
+use whittle_passes::prune::{
+    ChannelGroup, Criterion, Prune, PruneOptions, PruneReport, analyse_model, explain, rewrites,
+};
 use whittle_passes::{Pass, PassContext, PassManager};
-use whittle_runtime::StatsConfig;
-use whittle_runtime::model::{BatchOptions, Dataset, Taps, collect_stats, input_specs};
+
+#[path = "prune_macs.rs"]
+mod macs;
+#[path = "prune_prepare.rs"]
+mod prepare;
+#[path = "prune_reconstruct.rs"]
+mod reconstruct;
+#[path = "prune_scores.rs"]
+mod scores;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum CriterionArg {
@@ -36,12 +47,22 @@ pub struct PruneArgs {
     pub ratio: f64,
     /// Remove this fraction of all prunable channels, ranked together across groups
     /// (each group's scores normalised by their mean) instead of --ratio per group.
-    #[arg(long, value_name = "R", conflicts_with = "ratio")]
-    pub global: Option<f64>,
-    /// Prune just enough to reach at most X MACs (batch 1): searches the smallest
-    /// --ratio (or --global) that gets there.
-    #[arg(long, value_name = "X")]
+    /// With --target-macs or --max-mac-reduction, give it no value: the search picks it.
+    #[arg(long, value_name = "R", num_args = 0..=1, conflicts_with = "ratio")]
+    pub global: Option<Option<f64>>,
+    /// Prune just enough to reach at most X MACs (batch 1, --shape applied; suffixes K, M,
+    /// G: thousands, millions, billions): searches the smallest --ratio (or --global) that
+    /// gets there.
+    #[arg(long, value_name = "X", value_parser = macs::parse_macs, conflicts_with = "ratio")]
     pub target_macs: Option<u64>,
+    /// Prune just enough to remove at least the fraction F of the MACs (batch 1): the
+    /// target is MACs <= (1 - F) x the original's, reached by the smallest ratio that does.
+    #[arg(
+        long,
+        value_name = "F",
+        conflicts_with_all = ["ratio", "target_macs"]
+    )]
+    pub max_mac_reduction: Option<f64>,
     /// How channels are ranked.
     #[arg(long, value_enum, default_value = "l2")]
     pub criterion: CriterionArg,
@@ -54,9 +75,27 @@ pub struct PruneArgs {
     /// Leave every group that touches these nodes alone.
     #[arg(long, value_name = "NODE", num_args = 1..)]
     pub protect: Vec<String>,
-    /// Calibration samples (.npz keyed by input name) for `--criterion activation`.
+    /// Calibration samples (.npz keyed by input name) for `--criterion activation` and
+    /// `--reconstruct`.
     #[arg(long, value_name = "FILE.npz")]
     pub calib: Option<PathBuf>,
+    /// After pruning, re-fit the weights of the layers that lost input channels by least
+    /// squares so their outputs on --calib match the original model's (needs --calib).
+    #[arg(long)]
+    pub reconstruct: bool,
+    /// Ridge term of the re-fit, as a fraction of the mean diagonal of XᵀX (pulls the
+    /// weights toward the pruned ones where the calibration data says little).
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 1e-3,
+        requires = "reconstruct"
+    )]
+    pub ridge: f64,
+    /// Labelled set (.npz with `input` and `label`): report top-1 accuracy of the original
+    /// and the pruned model.
+    #[arg(long, value_name = "FILE.npz")]
+    pub eval: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
     /// Print the channel groups (coupled tensors and axes, blockers) and exit.
@@ -65,70 +104,88 @@ pub struct PruneArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Allow writing over an input file.
     #[arg(long)]
     pub force: bool,
 }
 
 #[derive(serde::Serialize)]
-struct Totals {
-    parameters: u64,
-    weight_bytes: u64,
-    macs: Option<u64>,
-}
-
-#[derive(serde::Serialize)]
 struct Report {
     output: String,
-    /// The ratio used (the one found for --target-macs).
+    /// The ratio used (the one found for --target-macs / --max-mac-reduction).
     ratio: f64,
-    before: Totals,
-    after: Totals,
+    /// What the MAC target search found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<macs::TargetReport>,
+    /// The exact clean-up run first when the weights were in Constant nodes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prepared: Option<prepare::Prepared>,
+    before: macs::Totals,
+    after: macs::Totals,
     #[serde(flatten)]
     prune: PruneReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reconstruction: Option<reconstruct::ReconstructReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accuracy: Option<Accuracy>,
 }
 
-/// Batch 1 plus the whole-input shapes of `--shape NAME=DIMS` (symbol bindings are left
-/// to the runtime), so MACs are computable for models with symbolic spatial dims.
-fn mac_overrides(m: &Model, shapes: &[String]) -> ShapeOverrides {
-    let inputs: Vec<&str> = m.graph.input_names().collect();
-    let parse = |s: &String| -> Option<(String, Vec<u64>)> {
-        let (name, dims) = s.rsplit_once('=')?;
-        if !inputs.contains(&name) {
-            return None;
-        }
-        let dims = dims
-            .split(['x', ','])
-            .map(|d| d.trim().parse().ok())
-            .collect::<Option<_>>()?;
-        Some((name.to_string(), dims))
-    };
-    ShapeOverrides {
-        inputs: shapes.iter().filter_map(parse).collect(),
-        batch: Some(1),
-    }
+/// A group as `--explain --json` prints it: the analysis plus what follows its count.
+#[derive(serde::Serialize)]
+struct ExplainedGroup<'a> {
+    #[serde(flatten)]
+    group: &'a ChannelGroup,
+    /// Attributes and integer tensors rewritten when the group shrinks.
+    rewrites: Vec<String>,
 }
 
-fn totals(m: &Model, overrides: &ShapeOverrides) -> Result<Totals> {
-    let r = InspectReport::new(m, overrides).context("cannot count parameters and MACs")?;
-    Ok(Totals {
-        parameters: r.parameters.total,
-        weight_bytes: r.parameters.bytes,
-        macs: r.macs.total,
-    })
+/// Top-1 accuracy on `--eval`.
+#[derive(serde::Serialize)]
+struct Accuracy {
+    data: String,
+    before: f64,
+    after: f64,
+    /// before − after.
+    loss: f64,
 }
 
 pub fn run(args: PruneArgs) -> Result<()> {
-    for (flag, r) in [("--ratio", Some(args.ratio)), ("--global", args.global)] {
+    let searching = args.target_macs.is_some() || args.max_mac_reduction.is_some();
+    let global = match args.global {
+        Some(Some(_)) if searching => bail!(
+            "--global takes no value with --target-macs or --max-mac-reduction: the search picks the ratio"
+        ),
+        Some(None) if !searching => {
+            bail!("--global needs a ratio (or --target-macs / --max-mac-reduction to pick one)")
+        }
+        Some(r) => Some(r.unwrap_or(0.0)),
+        None => None,
+    };
+    for (flag, r) in [("--ratio", Some(args.ratio)), ("--global", global)] {
         if let Some(r) = r.filter(|r| !(0.0..=1.0).contains(r)) {
             bail!("{flag} must be between 0 and 1, not {r}");
         }
     }
-    let model = Model::load(&args.input)?;
+    let mut model = Model::load(&args.input)?;
+    let label = args.input.display().to_string();
     if args.explain {
+        if let Some(p) = prepare::prepare(&mut model).with_context(|| label.clone())? {
+            eprintln!("note: {}", p.summary());
+        }
         let analysis = analyse_model(&model);
         if args.json {
-            return print_json(&analysis.groups);
+            let groups: Vec<ExplainedGroup> = analysis
+                .groups
+                .iter()
+                .map(|group| ExplainedGroup {
+                    group,
+                    rewrites: rewrites(&analysis, group.id),
+                })
+                .collect();
+            return print_json(&groups);
         }
         print!("{}", explain(&analysis));
         return Ok(());
@@ -136,13 +193,21 @@ pub fn run(args: PruneArgs) -> Result<()> {
     let Some(output) = args.output.clone() else {
         bail!("--output is required");
     };
+    if args.reconstruct && args.calib.is_none() {
+        bail!("--reconstruct needs --calib FILE.npz (the data the layers are re-fitted on)");
+    }
+    if !(args.ridge.is_finite() && args.ridge > 0.0) {
+        bail!("--ridge must be a positive number, not {}", args.ridge);
+    }
     let opts = SaveOptions::default();
     let mut inputs = vec![args.input.clone()];
     inputs.extend(model.external_files());
     let outputs = whittle_ir::save::target_files(&model, &output, &opts)?;
     check_not_overwriting(&outputs, &inputs, args.force)?;
-    let overrides = mac_overrides(&model, &args.backend.shapes);
-    let before = totals(&model, &overrides)?;
+    let overrides = macs::overrides(&model, &args.backend.shapes);
+    let before = macs::totals(&model, &overrides)?;
+    // After counting the original: the report's "before" is the file as read.
+    let prepared = prepare::prepare(&mut model).with_context(|| label.clone())?;
     let mut scores = BTreeMap::new();
     let criterion = match args.criterion {
         CriterionArg::L1 => Criterion::L1,
@@ -152,88 +217,86 @@ pub fn run(args: PruneArgs) -> Result<()> {
             let Some(calib) = &args.calib else {
                 bail!("--criterion activation needs --calib FILE.npz");
             };
-            scores = activation_scores(&model, calib, &args.backend)?;
+            scores = scores::activation_scores(&model, calib, &args.backend)?;
             Criterion::External
         }
     };
     let mut options = PruneOptions {
-        ratio: args.global.unwrap_or(args.ratio),
-        global: args.global.is_some(),
+        ratio: global.unwrap_or(args.ratio),
+        global: global.is_some(),
         criterion,
         round_to: args.round_to,
         min_channels: args.min_channels,
         protect: args.protect.clone(),
         scores,
     };
-    if let Some(target) = args.target_macs {
-        options.ratio = ratio_for_macs(&model, &options, &overrides, target)
-            .with_context(|| args.input.display().to_string())?;
-    }
-    let label = args.input.display().to_string();
-    let (model, prune) = prune_once(&model, options).with_context(|| label.clone())?;
-    let after = totals(&model, &overrides)?;
-    whittle_ir::save(&model, &output, &opts)
+    let target = match (args.target_macs, args.max_mac_reduction) {
+        (Some(t), _) => Some(t),
+        (None, Some(f)) => {
+            Some(macs::target_for_reduction(&model, &overrides, f).with_context(|| label.clone())?)
+        }
+        (None, None) => None,
+    };
+    let target = match target {
+        Some(t) => {
+            let mut found =
+                macs::search(&model, &options, &overrides, t).with_context(|| label.clone())?;
+            found.max_mac_reduction = args.max_mac_reduction;
+            options.ratio = found.ratio;
+            Some(found)
+        }
+        None => None,
+    };
+    let (mut pruned, prune) = prune_once(&model, options).with_context(|| label.clone())?;
+    let reconstruction = match (&args.calib, args.reconstruct) {
+        (Some(calib), true) => Some(
+            reconstruct::reconstruct(
+                &model,
+                &mut pruned,
+                &prune.0.groups,
+                calib,
+                args.ridge,
+                &args.backend,
+                args.quiet || args.json,
+            )
+            .with_context(|| format!("{label}: least-squares reconstruction failed"))?,
+        ),
+        _ => None,
+    };
+    let accuracy = match &args.eval {
+        Some(eval) => {
+            let before = measure::accuracy(&model, eval, &args.backend)
+                .with_context(|| format!("{label}: cannot evaluate the original"))?;
+            let after = measure::accuracy(&pruned, eval, &args.backend)
+                .context("cannot evaluate the pruned model")?;
+            Some(Accuracy {
+                data: eval.display().to_string(),
+                before,
+                after,
+                loss: before - after,
+            })
+        }
+        None => None,
+    };
+    let after = macs::totals(&pruned, &overrides)?;
+    whittle_ir::save(&pruned, &output, &opts)
         .with_context(|| format!("{}: cannot write the pruned model", output.display()))?;
     let report = Report {
         output: output.display().to_string(),
         before,
         after,
         ratio: prune.1,
+        target,
+        prepared,
         prune: prune.0,
+        reconstruction,
+        accuracy,
     };
     if args.json {
         return print_json(&report);
     }
     print_table(&report);
     Ok(())
-}
-
-/// Mean |x| per channel (axis 1) of each prunable group's activation value over `calib`.
-fn activation_scores(
-    model: &Model,
-    calib: &Path,
-    backend: &BackendArgs,
-) -> Result<BTreeMap<String, Vec<f32>>> {
-    let analysis = analyse_model(model);
-    let values: Vec<String> = analysis
-        .groups
-        .iter()
-        .filter(|g| g.blockers.is_empty())
-        .filter_map(|g| g.activation_value.clone())
-        .collect();
-    if values.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let specs = input_specs(model)?;
-    let data = Dataset::from_npz(
-        &specs,
-        calib,
-        &backend.overrides()?,
-        &BatchOptions::default(),
-    )
-    .with_context(|| format!("{}: cannot feed the model", calib.display()))?;
-    let (runtime, threads) = backend.backend()?;
-    let config = StatsConfig {
-        bins: 2,
-        channel_axis: Some(1),
-    };
-    let stats = collect_stats(
-        model,
-        &Taps::Values(values),
-        &data,
-        runtime.as_ref(),
-        threads,
-        &config,
-        None,
-    )
-    .context("cannot collect activation statistics")?;
-    Ok(stats
-        .iter()
-        .map(|s| {
-            let per_channel = s.channels().iter().map(|c| c.mean_abs() as f32).collect();
-            (s.name().to_string(), per_channel)
-        })
-        .collect())
 }
 
 /// Prunes a copy of `model`; returns it with the pass's report and the ratio used.
@@ -245,44 +308,6 @@ pub fn prune_once(model: &Model, options: PruneOptions) -> Result<(Model, (Prune
     pm.add(Box::new(Shared(pass.clone())));
     pm.run(&mut model, &mut PassContext::default())?;
     Ok((model, (pass.last_report(), ratio)))
-}
-
-/// The smallest ratio (to 1/1024) whose pruned model has at most `target` MACs (batch 1).
-fn ratio_for_macs(
-    model: &Model,
-    options: &PruneOptions,
-    overrides: &ShapeOverrides,
-    target: u64,
-) -> Result<f64> {
-    let macs_at = |ratio: f64| -> Result<u64> {
-        let opts = PruneOptions {
-            ratio,
-            ..options.clone()
-        };
-        let (m, _) = prune_once(model, opts)?;
-        totals(&m, overrides)?
-            .macs
-            .context("MACs are unknown (fix symbolic input dims with --shape NAME=DIMS)")
-    };
-    let most = macs_at(1.0)?;
-    if most > target {
-        bail!(
-            "--target-macs {target} is out of reach: pruning every group to its minimum leaves {most} MACs"
-        );
-    }
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
-    if macs_at(lo)? <= target {
-        return Ok(0.0);
-    }
-    for _ in 0..10 {
-        let mid = (lo + hi) / 2.0;
-        if macs_at(mid)? <= target {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Ok(hi)
 }
 
 /// Lets the CLI keep a handle on the pass (for its detailed report) while the manager runs it.
@@ -302,6 +327,9 @@ impl Pass for Shared {
 }
 
 fn print_table(r: &Report) {
+    if let Some(p) = &r.prepared {
+        println!("{}", p.summary());
+    }
     for g in &r.prune.groups {
         let who = g.producers.join(", ");
         match &g.skipped {
@@ -326,5 +354,17 @@ fn print_table(r: &Report) {
         macs(r.before.macs),
         macs(r.after.macs)
     );
+    if let Some(t) = &r.target {
+        macs::print(t);
+    }
+    if let Some(rec) = &r.reconstruction {
+        reconstruct::print(rec);
+    }
+    if let Some(a) = &r.accuracy {
+        println!(
+            "accuracy on {}: {:.4} -> {:.4} (loss {:.4})",
+            a.data, a.before, a.after, a.loss
+        );
+    }
     println!("wrote {}", r.output);
 }

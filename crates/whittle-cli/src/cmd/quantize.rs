@@ -6,8 +6,19 @@
 //! atomically (never over an input unless `--force`); with `--calib`, run the float and the
 //! quantized model on the calibration set and report the error at every quantized layer
 //! and at the outputs. Nothing is written when any step fails.
+//!
+//! Options that add steps: `--bias-correction` measures the per-channel means of the
+//! quantized layers' inputs on the calibration set first (handed to the pass as
+//! `CalibrationData::means`); `--no-slower` times the result against the input and
+//! re-quantizes with op types kept in float until it is not slower ([`no_slower`]), before
+//! anything is written; `--format qoperator` (static) is a pass option.
 pub mod calibrate;
+pub mod no_slower;
 mod print;
+mod speed;
+
+pub use speed::SpeedCheck;
+use speed::check_speed;
 
 use super::backend_args::{BackendArgs, load_model, print_notes};
 use crate::output::{check_not_overwriting, print_json};
@@ -48,6 +59,8 @@ pub enum FormatArg {
     Qdq,
     /// com.microsoft MatMulNBits for MatMul weights (onnxruntime only; 4 or 8 bits).
     OrtNbits,
+    /// Static mode: QLinearConv / QLinearMatMul (onnxruntime CPU kernels), QDQ elsewhere.
+    Qoperator,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -66,7 +79,12 @@ reduction axis (opset 21). The ai.onnx opset is raised only when the chosen form
 (per-channel 13, float16 scales 19, int4 or blocks 21), and the report says so.
 The report lists every candidate node: quantized or not and why, weight SQNR, bytes, and the
 share of MACs covered. With --calib, the float and quantized models also run on the
-calibration set and the error is reported per quantized layer and at the outputs.")]
+calibration set and the error is reported per quantized layer and at the outputs.
+--bias-correction (weight/static, needs --calib) shifts each Conv/Gemm/MatMul+Add bias by
+(W_q − W)·E[x], E[x] measured on the calibration set (Conv: padding is ignored, so border
+outputs are corrected approximately). --no-slower implies --check-speed and keeps in float
+the op types that do not gain. --format qoperator (static) writes QLinearConv/QLinearMatMul
+where onnxruntime has CPU kernels and QDQ elsewhere.")]
 pub struct QuantizeArgs {
     /// The model to read.
     pub input: PathBuf,
@@ -124,6 +142,10 @@ pub struct QuantizeArgs {
     /// fp16: keep float32 graph inputs and outputs (Casts inside the model).
     #[arg(long)]
     pub keep_io_types: bool,
+    /// weight/static with --calib: subtract from each quantized layer's bias the mean error
+    /// its weight quantization adds, (W_q − W)·E[x] with E[x] measured on the calibration set.
+    #[arg(long)]
+    pub bias_correction: bool,
     /// With --calib: do not run the float and quantized models to measure the error.
     #[arg(long)]
     pub no_measure: bool,
@@ -131,6 +153,11 @@ pub struct QuantizeArgs {
     /// tract) and report the ratio; a slower result is reported as a finding.
     #[arg(long)]
     pub check_speed: bool,
+    /// With the speed check (implied): when the quantized model is slower than the input,
+    /// retry with grouped Conv, then Conv, ConvTranspose, MatMul, Gemm kept in float and keep
+    /// the fastest result that is not slower (or the float model when nothing gains).
+    #[arg(long)]
+    pub no_slower: bool,
     /// Run the clean-up passes first (fold BatchNorm into Conv, …). Default in static mode.
     #[arg(long, conflicts_with = "no_optimize")]
     pub optimize: bool,
@@ -170,7 +197,11 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
     let format = match args.format {
         FormatArg::Qdq => Format::Qdq,
         FormatArg::OrtNbits => Format::OrtNbits,
+        FormatArg::Qoperator => Format::QOperator,
     };
+    if format == Format::QOperator && mode != Mode::Static {
+        bail!("--format qoperator is for --mode static (QLinear ops take quantized activations)");
+    }
     if let Some(b) = args.block_size {
         if b < 16 || !b.is_power_of_two() {
             bail!("--block-size {b}: expected a power of two ≥ 16 (e.g. 32, 64, 128)");
@@ -199,6 +230,19 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
     }
     if mode == Mode::Static && args.calib.is_none() {
         bail!("--mode static needs a calibration set: --calib FILE.npz");
+    }
+    if args.bias_correction {
+        if !matches!(mode, Mode::Weight | Mode::Static) {
+            bail!("--bias-correction is for --mode weight or --mode static");
+        }
+        if args.calib.is_none() {
+            bail!("--bias-correction measures layer inputs on a calibration set: --calib FILE.npz");
+        }
+        if format == Format::OrtNbits {
+            bail!(
+                "--bias-correction does not support --format ort-nbits (MatMulNBits has no bias input whittle corrects)"
+            );
+        }
     }
     let calib_method = match args.calib_method {
         CalibArg::Minmax => CalibMethod::MinMax,
@@ -230,6 +274,7 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         conv_integer: args.conv_integer,
         calib_method,
         keep_io_types: args.keep_io_types,
+        bias_correction: args.bias_correction,
     })
 }
 
@@ -245,41 +290,7 @@ struct JsonReport<'a> {
     error: Option<&'a calibrate::ErrorReport>,
     save: Option<&'a whittle_ir::SaveReport>,
     speed: Option<&'a SpeedCheck>,
-}
-
-/// `--check-speed`: median latency of the input and of the quantized model.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SpeedCheck {
-    pub backend: &'static str,
-    pub float_ms: f64,
-    pub quantized_ms: f64,
-    /// quantized / float: above 1 the quantized model is slower.
-    pub ratio: f64,
-}
-
-/// Times `original` and `quantized` on the same backend (onnxruntime when its library is
-/// found, else tract), batch 1, seeded inputs, as `whittle bench` does.
-fn check_speed(
-    original: &whittle_ir::Model,
-    quantized: &whittle_ir::Model,
-    backend: &BackendArgs,
-) -> Result<SpeedCheck> {
-    use super::compress::measure::latency;
-    use whittle_runtime::model::BackendKind;
-    let (kind, name) = match latency(original, backend, BackendKind::Ort)? {
-        Some(_) => (BackendKind::Ort, "onnxruntime"),
-        None => (BackendKind::Tract, "tract"),
-    };
-    let time = |m: &whittle_ir::Model| -> Result<f64> {
-        latency(m, backend, kind)?.context("the runtime became unavailable while timing")
-    };
-    let (float_ms, quantized_ms) = (time(original)?, time(quantized)?);
-    Ok(SpeedCheck {
-        backend: name,
-        float_ms,
-        quantized_ms,
-        ratio: quantized_ms / float_ms.max(1e-9),
-    })
+    no_slower: Option<&'a no_slower::Decision>,
 }
 
 /// Wall time of each step, seconds.
@@ -332,20 +343,38 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let shapes = ir_overrides(&args, &model);
     t.load = started.elapsed().as_secs_f64();
     let step = Instant::now();
-    let calib = match &args.calib {
+    let mut calib = match &args.calib {
         Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => Some(
             calibrate::statistics(&model, &opts, path, &args.backend, &mut notes)?,
         ),
         _ => None,
     };
+    if let (true, Some(path)) = (opts.bias_correction, &args.calib) {
+        let data = calib.get_or_insert_with(Default::default);
+        calibrate::means(&model, &opts, path, &args.backend, data, &mut notes)?;
+    }
     t.calibrate = step.elapsed().as_secs_f64();
     let step = Instant::now();
     let float_model = model.clone();
-    let report = quantize::quantize(&mut model, &opts, &shapes, calib.as_ref())
+    let mut report = quantize::quantize(&mut model, &opts, &shapes, calib.as_ref())
         .with_context(|| format!("{}: cannot quantize", args.input.display()))?;
     whittle_ir::verify::verify(&model).with_context(|| {
         "the quantized model is invalid (a bug in whittle quantize)".to_string()
     })?;
+    let mut speed = None;
+    let mut decision = None;
+    if args.no_slower {
+        let inputs = no_slower::Inputs {
+            original: &original,
+            float_model: &float_model,
+            opts: &opts,
+            shapes: &shapes,
+            calib: calib.as_ref(),
+            backend: &args.backend,
+        };
+        let (m, r, d, s) = no_slower::apply(&inputs, model, report)?;
+        (model, report, decision, speed) = (m, r, Some(d), Some(s));
+    }
     t.quantize = step.elapsed().as_secs_f64();
     let step = Instant::now();
     let save = match &args.output {
@@ -368,10 +397,9 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         )?),
         _ => None,
     };
-    let speed = match args.check_speed {
-        true => Some(check_speed(&original, &model, &args.backend)?),
-        false => None,
-    };
+    if args.check_speed && speed.is_none() {
+        speed = Some(check_speed(&original, &model, &args.backend)?);
+    }
     t.measure = step.elapsed().as_secs_f64();
     t.total = started.elapsed().as_secs_f64();
     if args.json {
@@ -385,6 +413,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             error: error.as_ref(),
             save: save.as_ref(),
             speed: speed.as_ref(),
+            no_slower: decision.as_ref(),
         });
     }
     print_notes(&notes);

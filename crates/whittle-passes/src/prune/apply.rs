@@ -1,5 +1,6 @@
 //! Physically removing channels: every mapped initializer is rebuilt with the kept indices
-//! on each mapped axis, depthwise `group` attributes follow, and `value_info` entries of
+//! on each mapped axis, depthwise `group` attributes, Slice bounds and Split sizes
+//! (attribute or tensor, [`super::split_sizes`]) follow, and `value_info` entries of
 //! values whose channels changed are dropped (shape inference recomputes them).
 //!
 //! Invariant: a tensor is only rewritten when at least one group on one of its axes lost
@@ -13,8 +14,8 @@ use whittle_ir::Model;
 /// Kept channel indices per group id (groups absent here keep everything).
 pub type Keep = BTreeMap<usize, Vec<usize>>;
 
-/// The indices kept along an axis mapped by `map`.
-fn axis_indices(map: &TensorMap, keep: &Keep) -> Option<Vec<usize>> {
+/// The indices kept along an axis mapped by `map` (None: no group on it lost channels).
+pub(crate) fn axis_indices(map: &TensorMap, keep: &Keep) -> Option<Vec<usize>> {
     if !map.segs.iter().any(|(g, _)| keep.contains_key(g)) {
         return None;
     }
@@ -113,38 +114,31 @@ pub fn apply(model: &mut Model, analysis: &Analysis, keep: &Keep) -> Result<Vec<
         }
     }
     for fix in &analysis.int_fixes {
-        let groups: Vec<usize> = match fix {
-            IntFix::SplitSizes { outputs, .. } => outputs.concat(),
-            IntFix::SliceBounds { before, inside, .. } => [before.as_slice(), inside].concat(),
+        let IntFix::SliceBounds {
+            starts,
+            ends,
+            pos,
+            before,
+            inside,
+        } = fix
+        else {
+            continue; // Split sizes: `split_sizes::rewrite` below
         };
-        if !groups.iter().any(|g| keep.contains_key(g)) {
+        if !before.iter().chain(inside).any(|g| keep.contains_key(g)) {
             continue;
         }
-        let count = |gs: &[usize]| channels(gs, analysis);
-        let edits: Vec<(&str, usize, i64)> = match fix {
-            IntFix::SplitSizes { tensor, outputs } => outputs
-                .iter()
-                .enumerate()
-                .map(|(i, gs)| (tensor.as_str(), i, count(gs)))
-                .collect(),
-            IntFix::SliceBounds {
-                starts,
-                ends,
-                pos,
-                before,
-                inside,
-            } => {
-                let start = count(before);
-                vec![
-                    (starts.as_str(), *pos, start),
-                    (ends.as_str(), *pos, start + count(inside)),
-                ]
+        let start = channels(before, analysis);
+        let end = start + channels(inside, analysis);
+        for (tensor, v) in [(starts, start), (ends, end)] {
+            if set_int(model, tensor, *pos, v)? {
+                changes.push(format!("{tensor}: Slice bound {pos} -> {v}"));
             }
-        };
-        for (tensor, i, v) in edits {
-            set_int(model, tensor, i, v)?;
         }
     }
+    changes.extend(super::split_sizes::rewrite(model, analysis, keep)?);
+    changes.extend(super::split_sizes::fix_split_attributes(
+        model, analysis, keep,
+    ));
     let stale: Vec<&String> = analysis
         .values
         .iter()
@@ -159,8 +153,9 @@ pub fn apply(model: &mut Model, analysis: &Analysis, keep: &Keep) -> Result<Vec<
     Ok(changes)
 }
 
-/// Sets element `i` of an int64 initializer (left as is when it already holds `v`).
-fn set_int(model: &mut Model, tensor: &str, i: usize, v: i64) -> Result<(), String> {
+/// Sets element `i` of an int64 initializer (left as is when it already holds `v`);
+/// whether it changed.
+fn set_int(model: &mut Model, tensor: &str, i: usize, v: i64) -> Result<bool, String> {
     let t = model
         .graph
         .initializers
@@ -171,11 +166,12 @@ fn set_int(model: &mut Model, tensor: &str, i: usize, v: i64) -> Result<(), Stri
     let slot = data
         .get_mut(i * 8..i * 8 + 8)
         .ok_or(format!("{tensor:?} has no element {i}"))?;
-    if slot != v.to_le_bytes() {
-        slot.copy_from_slice(&v.to_le_bytes());
-        t.set_raw(Bytes::from(data));
+    if slot == v.to_le_bytes() {
+        return Ok(false);
     }
-    Ok(())
+    slot.copy_from_slice(&v.to_le_bytes());
+    t.set_raw(Bytes::from(data));
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! Whole-graph checks run after the per-node walk: values captured by subgraphs, and
 //! initializers that cannot be shrunk for their registered uses only (used elsewhere,
 //! registered twice differently, a graph input, a Constant, or an axis whose length does
-//! not match the channels mapped onto it).
+//! not match the channels mapped onto it), and Split sizes tensors read by a use the
+//! analysis does not follow.
 use super::groups::{Builder, Registration, node_name};
+use super::slicing::IntFix;
 use std::collections::BTreeMap;
 
 pub(super) fn block_subgraph_captures(b: &mut Builder) {
@@ -91,5 +93,42 @@ pub(super) fn block_shared_tensors(b: &mut Builder) {
     }
     for (segs, why) in blocks {
         b.block(&segs, &why);
+    }
+}
+
+/// PyTorch exports one sizes tensor for every Split with the same sizes (YOLOv8: the C2f
+/// blocks of equal width share `onnx::Split_158`). Those Splits stay independent — apply
+/// gives each Split whose sizes change its own copy (`split_sizes`) — but a sizes tensor
+/// also read where the analysis recorded no fix (an untracked Split, another op, a
+/// subgraph) cannot be rewritten for the Splits alone: their groups are blocked.
+pub(super) fn block_untracked_split_sizes(b: &mut Builder) {
+    let mut by_tensor: BTreeMap<String, (usize, Vec<usize>)> = BTreeMap::new();
+    for fix in b.int_fixes() {
+        if let IntFix::SplitSizes {
+            tensor, outputs, ..
+        } = fix
+        {
+            let e = by_tensor.entry(tensor.clone()).or_default();
+            e.0 += 1;
+            e.1.extend(outputs.iter().flatten());
+        }
+    }
+    let mut uses: BTreeMap<&str, usize> = BTreeMap::new();
+    b.model.graph.walk(&mut |g, _| {
+        for (_, n) in g.nodes() {
+            for input in n.inputs() {
+                *uses.entry(input.as_str()).or_default() += 1;
+            }
+        }
+    });
+    let untracked: Vec<(String, Vec<usize>)> = by_tensor
+        .into_iter()
+        .filter(|(t, (splits, _))| uses.get(t.as_str()).copied().unwrap_or(0) != *splits)
+        .map(|(t, (_, spaces))| (t, spaces))
+        .collect();
+    for (tensor, spaces) in untracked {
+        let why =
+            format!("Split sizes {tensor:?} are shared with a use the analysis does not follow");
+        b.block(&spaces, &why);
     }
 }

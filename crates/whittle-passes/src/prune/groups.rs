@@ -87,6 +87,9 @@ pub struct Analysis {
     pub values: BTreeMap<String, Vec<usize>>,
     /// Split sizes and Slice bounds to recompute from the kept channel counts.
     pub int_fixes: Vec<IntFix<usize>>,
+    /// Splits whose sizes are a `split` attribute (opset < 13), keyed by their first
+    /// output: the groups going to each output (the attribute follows their counts).
+    pub split_attrs: BTreeMap<String, Vec<Vec<usize>>>,
 }
 
 /// Channels of one value: the axis and the spaces along it.
@@ -101,6 +104,8 @@ pub(super) struct Layout {
 struct Space {
     size: u64,
     producer: String,
+    /// Replaced by two narrower spaces ([`Builder::cut`]); referenced nowhere any more.
+    cut: bool,
 }
 
 pub(super) struct Registration {
@@ -123,6 +128,7 @@ pub(super) struct Builder<'a> {
     pub layouts: BTreeMap<String, Layout>,
     depthwise: Vec<(String, Vec<usize>)>,
     int_fixes: Vec<IntFix<usize>>,
+    split_attrs: Vec<(String, Vec<Vec<usize>>)>,
 }
 
 impl<'a> Builder<'a> {
@@ -130,6 +136,7 @@ impl<'a> Builder<'a> {
         self.spaces.push(Space {
             size,
             producer: producer.to_string(),
+            cut: false,
         });
         self.parent.push(self.parent.len());
         self.blockers.push(Vec::new());
@@ -202,6 +209,76 @@ impl<'a> Builder<'a> {
         self.int_fixes.push(fix);
     }
 
+    pub fn add_split_attr(&mut self, first_output: &str, outputs: Vec<Vec<usize>>) {
+        self.split_attrs.push((first_output.to_string(), outputs));
+    }
+
+    pub fn int_fixes(&self) -> &[IntFix<usize>] {
+        &self.int_fixes
+    }
+
+    /// Cuts space `s` — and every space tied to it, which must lose the same indices — at
+    /// channel `at` into a lower and an upper space, replacing it wherever it is referenced
+    /// (layouts, registrations, depthwise nodes, Split/Slice fixes).
+    ///
+    /// Why: a Split or Slice bound inside one layer's output channels (YOLOv8's C2f splits
+    /// `cv1` into halves) makes each side its own group; channel `at + k` of the old space
+    /// is channel `k` of the upper one, so every tensor axis keeps its length and order.
+    pub fn cut(&mut self, s: usize, at: u64) {
+        let root = self.find(s);
+        let size = self.spaces[s].size;
+        if at == 0 || at >= size {
+            return;
+        }
+        let class: Vec<usize> = (0..self.spaces.len())
+            .filter(|&t| !self.spaces[t].cut && self.find(t) == root)
+            .collect();
+        let blockers = self.blockers[root].clone();
+        let mut halves: BTreeMap<usize, [usize; 2]> = BTreeMap::new();
+        for &t in &class {
+            let producer = self.spaces[t].producer.clone();
+            let lo = self.new_space(at, &producer);
+            let hi = self.new_space(size - at, &producer);
+            self.spaces[t].cut = true;
+            halves.insert(t, [lo, hi]);
+        }
+        let first = halves[&class[0]];
+        for h in halves.values() {
+            for (a, b) in first.iter().zip(h) {
+                self.union(*a, *b, "cut");
+            }
+        }
+        for h in first {
+            let r = self.find(h);
+            self.blockers[r] = blockers.clone();
+        }
+        let replace = |segs: &mut Vec<usize>| {
+            if segs.iter().any(|x| halves.contains_key(x)) {
+                *segs = segs
+                    .iter()
+                    .flat_map(|x| halves.get(x).map_or(vec![*x], |h| h.to_vec()))
+                    .collect();
+            }
+        };
+        self.layouts.values_mut().for_each(|l| replace(&mut l.segs));
+        self.regs.iter_mut().for_each(|r| replace(&mut r.segs));
+        self.depthwise
+            .iter_mut()
+            .for_each(|(_, segs)| replace(segs));
+        for (_, outputs) in &mut self.split_attrs {
+            outputs.iter_mut().for_each(&replace);
+        }
+        for fix in &mut self.int_fixes {
+            match fix {
+                IntFix::SplitSizes { outputs, .. } => outputs.iter_mut().for_each(&replace),
+                IntFix::SliceBounds { before, inside, .. } => {
+                    replace(before);
+                    replace(inside);
+                }
+            }
+        }
+    }
+
     pub fn add_depthwise(&mut self, node: &str, segs: &[usize]) {
         self.depthwise.push((node.to_string(), segs.to_vec()));
     }
@@ -224,6 +301,7 @@ pub fn analyse(model: &Model, shapes: &ShapeMap) -> Analysis {
         layouts: BTreeMap::new(),
         depthwise: Vec::new(),
         int_fixes: Vec::new(),
+        split_attrs: Vec::new(),
     };
     let g = &model.graph;
     for (i, (_, n)) in g.nodes().enumerate() {
@@ -241,6 +319,7 @@ pub fn analyse(model: &Model, shapes: &ShapeMap) -> Analysis {
         b.block_values(std::slice::from_ref(&out), &why);
     }
     super::checks::block_subgraph_captures(&mut b);
+    super::checks::block_untracked_split_sizes(&mut b);
     super::checks::block_shared_tensors(&mut b);
     finish(b)
 }
@@ -257,6 +336,9 @@ fn finish(mut b: Builder) -> Analysis {
     let mut group_of: BTreeMap<usize, usize> = BTreeMap::new();
     let mut groups: Vec<ChannelGroup> = Vec::new();
     for s in 0..b.spaces.len() {
+        if b.spaces[s].cut {
+            continue;
+        }
         let r = b.find(s);
         let next = group_of.len();
         let id = *group_of.entry(r).or_insert(next);
@@ -270,7 +352,11 @@ fn finish(mut b: Builder) -> Analysis {
                 activation_value: None,
             });
         }
-        groups[id].producers.push(b.spaces[s].producer.clone());
+        // Both halves of a cut space tied together (Add of the halves) name one producer.
+        let producer = &b.spaces[s].producer;
+        if !groups[id].producers.contains(producer) {
+            groups[id].producers.push(producer.clone());
+        }
     }
     let gid = |b: &mut Builder, s: usize| group_of[&b.find(s)];
     let mut tensors: BTreeMap<String, Vec<TensorMap>> = BTreeMap::new();
@@ -327,6 +413,16 @@ fn finish(mut b: Builder) -> Analysis {
         .iter()
         .map(|f| f.map(|s| gid(&mut b, s)))
         .collect();
+    let split_attrs = std::mem::take(&mut b.split_attrs)
+        .into_iter()
+        .map(|(o, outs)| {
+            let gs = outs
+                .iter()
+                .map(|segs| segs.iter().map(|&s| gid(&mut b, s)).collect())
+                .collect();
+            (o, gs)
+        })
+        .collect();
     let layouts = std::mem::take(&mut b.layouts);
     let values = layouts
         .into_iter()
@@ -338,5 +434,6 @@ fn finish(mut b: Builder) -> Analysis {
         depthwise,
         values,
         int_fixes,
+        split_attrs,
     }
 }

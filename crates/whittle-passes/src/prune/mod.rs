@@ -10,14 +10,24 @@
 //!   Flatten runs) from every member, so the pruned graph computes exactly what the
 //!   original computes with those channels' outputs forced to zero upstream of the
 //!   consumers (exact when those outputs already were zero);
+//! - integers that follow channel counts (depthwise `group`, Split sizes and `split`
+//!   attributes, Slice bounds) are rewritten with them and listed by `--explain`; a Split
+//!   sizes tensor shared by several Splits never ties them (`split_sizes`);
+//! - weights must be initializers: callers with weights in `Constant` nodes run the
+//!   `constants` clean-up first (the CLI does);
 //! - the pass needs no runtime: data-driven scores come in as [`PruneOptions::scores`].
 mod apply;
 mod checks;
+mod explain;
 pub mod groups;
 mod ops;
+pub mod reconstruct;
 pub mod select;
 pub mod slicing;
+mod split_sizes;
+mod transpose;
 
+pub use explain::{explain, rewrites};
 pub use groups::{Analysis, ChannelGroup, Member, Role, analyse};
 pub use select::Criterion;
 pub use slicing::IntFix;
@@ -193,73 +203,6 @@ impl Pass for Prune {
         };
         Ok(report)
     }
-}
-
-/// The groups as text, one block per group (what `--explain` prints).
-pub fn explain(analysis: &Analysis) -> String {
-    if analysis.groups.is_empty() {
-        return "no channel groups: no Conv, Gemm or MatMul has its weight as an initializer\n"
-            .into();
-    }
-    let mut s = String::new();
-    for g in &analysis.groups {
-        let state = if g.blockers.is_empty() {
-            "prunable"
-        } else {
-            "unprunable"
-        };
-        s += &format!(
-            "group {}: {} channels, {state}, from {}\n",
-            g.id,
-            g.channels,
-            g.producers.join(", ")
-        );
-        for b in &g.blockers {
-            s += &format!("  blocked: {b}\n");
-        }
-        for m in &g.members {
-            let role = match m.role {
-                Role::Producer => "producer",
-                Role::Bias => "bias",
-                Role::BnScale => "bn-scale",
-                Role::Param => "param",
-                Role::Depthwise => "depthwise",
-                Role::Consumer => "consumer",
-            };
-            s += &format!("  {} axis {} {role} ({})", m.tensor, m.axis, m.node);
-            if m.offset != 0 {
-                s += &format!(" offset {}", m.offset);
-            }
-            if m.run != 1 {
-                s += &format!(" x{} features", m.run);
-            }
-            s += "\n";
-        }
-        for (node, gs) in &analysis.depthwise {
-            if gs.contains(&g.id) {
-                s += &format!("  {node}: group attribute follows the channel count\n");
-            }
-        }
-        for fix in &analysis.int_fixes {
-            let line = match fix {
-                IntFix::SplitSizes { tensor, outputs } if outputs.concat().contains(&g.id) => {
-                    format!("{tensor}: Split sizes follow the channel count")
-                }
-                IntFix::SliceBounds {
-                    starts,
-                    ends,
-                    before,
-                    inside,
-                    ..
-                } if before.contains(&g.id) || inside.contains(&g.id) => {
-                    format!("{starts}, {ends}: Slice bounds follow the channel count")
-                }
-                _ => continue,
-            };
-            s += &format!("  {line}\n");
-        }
-    }
-    s
 }
 
 #[cfg(test)]

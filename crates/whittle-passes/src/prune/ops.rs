@@ -10,6 +10,7 @@ use whittle_ir::shape::Dim;
 /// The rule a node falls under.
 pub(super) enum Op {
     Conv,
+    ConvTranspose,
     Gemm,
     MatMul,
     BatchNorm,
@@ -82,6 +83,7 @@ pub(super) fn classify(n: &Node) -> Op {
     }
     match n.op_type() {
         "Conv" => Op::Conv,
+        "ConvTranspose" => Op::ConvTranspose,
         "Gemm" => Op::Gemm,
         "MatMul" => Op::MatMul,
         "BatchNormalization" => Op::BatchNorm,
@@ -97,7 +99,10 @@ pub(super) fn classify(n: &Node) -> Op {
 }
 
 pub(super) fn apply(b: &mut Builder, n: &Node, label: &str, op: Op) {
-    let layer = matches!(op, Op::Conv | Op::Gemm | Op::MatMul | Op::BatchNorm);
+    let layer = matches!(
+        op,
+        Op::Conv | Op::ConvTranspose | Op::Gemm | Op::MatMul | Op::BatchNorm
+    );
     if layer && n.inputs().iter().skip(1).any(|i| b.layouts.contains_key(i)) {
         let why = format!(
             "{label}: channels reach a parameter input of {}",
@@ -108,6 +113,7 @@ pub(super) fn apply(b: &mut Builder, n: &Node, label: &str, op: Op) {
     }
     let result = match op {
         Op::Conv => conv(b, n, label),
+        Op::ConvTranspose => super::transpose::conv_transpose(b, n, label),
         Op::Gemm => gemm(b, n, label),
         Op::MatMul => matmul(b, n, label),
         Op::BatchNorm => batch_norm(b, n, label),
@@ -115,7 +121,7 @@ pub(super) fn apply(b: &mut Builder, n: &Node, label: &str, op: Op) {
         Op::Broadcast => broadcast(b, n, label),
         Op::Concat => super::slicing::concat(b, n),
         Op::Flatten | Op::Reshape => super::slicing::flatten(b, n),
-        Op::Split => super::slicing::split(b, n),
+        Op::Split => super::slicing::split(b, n, label),
         Op::Slice => super::slicing::slice(b, n),
         Op::Unknown(why) => Err(why),
     };
@@ -125,9 +131,9 @@ pub(super) fn apply(b: &mut Builder, n: &Node, label: &str, op: Op) {
     }
 }
 
-type Rule = Result<(), String>;
+pub(super) type Rule = Result<(), String>;
 
-fn input(n: &Node, i: usize) -> Option<&str> {
+pub(super) fn input(n: &Node, i: usize) -> Option<&str> {
     n.inputs()
         .get(i)
         .map(String::as_str)
@@ -138,7 +144,7 @@ fn out0(n: &Node) -> Option<String> {
     n.outputs().first().cloned()
 }
 
-fn init_dims(b: &Builder, name: Option<&str>) -> Option<Vec<i64>> {
+pub(super) fn init_dims(b: &Builder, name: Option<&str>) -> Option<Vec<i64>> {
     Some(b.model.graph.initializer(name?)?.dims().to_vec())
 }
 
@@ -151,7 +157,7 @@ fn channel_dim(b: &Builder, name: &str, axis: usize) -> Option<u64> {
 }
 
 /// Opens a new space for the output channels of a layer.
-fn open(
+pub(super) fn open(
     b: &mut Builder,
     n: &Node,
     label: &str,

@@ -1,12 +1,18 @@
 //! Ops that lay channels out along an axis: Concat (groups end to end), Flatten and
 //! Reshape to `[N, -1]` (a channel becomes a run of features), and Split and Slice: on
-//! another axis they pass channels through; on the channel axis they take whole groups,
-//! when their bounds fall on group boundaries (after a Concat), and their int64
-//! size/bound initializers are rewritten when those groups shrink.
+//! another axis they pass channels through; on the channel axis each output takes the
+//! groups between its bounds, and their int64 size/bound initializers are rewritten when
+//! those groups shrink.
 //!
-//! Invariant: a bound inside one group (e.g. a Split of one Conv's output into halves) is
-//! not understood and blocks the group; sizes/bounds must be int64 initializers used by
-//! this node only.
+//! A bound inside one group (YOLOv8's C2f: `Split` of one Conv's output into halves) cuts
+//! that group in two ([`Builder::cut`]): each side becomes its own group, pruned on its own,
+//! and the producer's weight rows of each side map back through the side's offset.
+//!
+//! Invariants: sizes/bounds must be int64 initializers (or a Split's `split` attribute,
+//! opset < 13, rewritten by `split_sizes::fix_split_attributes`); Slice bounds are used by this node
+//! only; a Split sizes tensor shared by several Splits does not tie them: each Split whose
+//! sizes change gets its own copy at apply time (`split_sizes`), so they prune independently;
+//! a Split with no sizes splits equally, so its outputs' groups are tied to stay equal.
 use super::groups::{Builder, Layout};
 use whittle_ir::shape::Dim;
 use whittle_ir::{DataType, Node};
@@ -16,8 +22,10 @@ use whittle_ir::{DataType, Node};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IntFix<G> {
     /// Split sizes: entry i is the channel count of the groups going to output i.
+    /// `split` names the Split node by its first output (node names may be empty).
     SplitSizes {
         tensor: String,
+        split: String,
         outputs: Vec<Vec<G>>,
     },
     /// Slice start/end at index `pos`: start = channels of `before`, end = start + `inside`.
@@ -34,8 +42,13 @@ impl<G: Copy> IntFix<G> {
     pub fn map<H>(&self, mut f: impl FnMut(G) -> H) -> IntFix<H> {
         let mut all = |v: &[G]| v.iter().map(|&g| f(g)).collect::<Vec<H>>();
         match self {
-            IntFix::SplitSizes { tensor, outputs } => IntFix::SplitSizes {
+            IntFix::SplitSizes {
+                tensor,
+                split,
+                outputs,
+            } => IntFix::SplitSizes {
                 tensor: tensor.clone(),
+                split: split.clone(),
                 outputs: outputs.iter().map(|o| all(o)).collect(),
             },
             IntFix::SliceBounds {
@@ -57,14 +70,6 @@ impl<G: Copy> IntFix<G> {
 
 /// The values of an int64 initializer used by exactly one node input.
 fn own_ints(b: &Builder, name: &str) -> Result<Vec<i64>, String> {
-    let t = b
-        .model
-        .graph
-        .initializer(name)
-        .ok_or(format!("{name:?} is not an initializer"))?;
-    if t.dtype() != DataType::INT64 {
-        return Err(format!("{name:?} is not int64"));
-    }
     let uses = b
         .model
         .graph
@@ -74,6 +79,19 @@ fn own_ints(b: &Builder, name: &str) -> Result<Vec<i64>, String> {
         .count();
     if uses != 1 {
         return Err(format!("{name:?} is shared with another use"));
+    }
+    ints(b, name)
+}
+
+/// The values of an int64 initializer.
+fn ints(b: &Builder, name: &str) -> Result<Vec<i64>, String> {
+    let t = b
+        .model
+        .graph
+        .initializer(name)
+        .ok_or(format!("{name:?} is not an initializer"))?;
+    if t.dtype() != DataType::INT64 {
+        return Err(format!("{name:?} is not int64"));
     }
     let bytes = t.le_bytes().map_err(|e| e.to_string())?;
     Ok(bytes
@@ -106,7 +124,23 @@ fn segs_between(b: &Builder, l: &Layout, start: u64, end: u64) -> Option<(Vec<us
     (bounds_ok.0 && bounds_ok.1).then_some((before, inside))
 }
 
-pub(super) fn split(b: &mut Builder, n: &Node) -> Result<(), String> {
+/// Cuts the spaces of `x`'s layout so that channel `at` falls between two spaces; returns
+/// the layout after the cut (`None`: `x` carries no channels).
+fn cut_at(b: &mut Builder, x: &str, at: u64) -> Option<Layout> {
+    let l = b.layouts.get(x)?.clone();
+    let mut start = 0u64;
+    for &s in &l.segs {
+        let end = start + b.space_size(s);
+        if start < at && at < end {
+            b.cut(s, at - start);
+            return b.layouts.get(x).cloned();
+        }
+        start = end;
+    }
+    Some(l)
+}
+
+pub(super) fn split(b: &mut Builder, n: &Node, label: &str) -> Result<(), String> {
     let x = n.inputs().first().cloned().unwrap_or_default();
     let Some(l) = b.layouts.get(&x).cloned() else {
         return Ok(());
@@ -126,28 +160,77 @@ pub(super) fn split(b: &mut Builder, n: &Node) -> Result<(), String> {
     if l.run != 1 {
         return Err("Split of flattened channels".into());
     }
-    let tensor = n
-        .inputs()
-        .get(1)
-        .filter(|s| !s.is_empty())
-        .ok_or("Split of channels without a sizes input")?
-        .clone();
-    let sizes = own_ints(b, &tensor)?;
+    let total: u64 = l.segs.iter().map(|&s| b.space_size(s)).sum();
+    let tensor = n.inputs().get(1).filter(|s| !s.is_empty()).cloned();
+    let attr = n.attr_ints("split").map(<[i64]>::to_vec);
+    let to_u64 = |v: &[i64]| -> Result<Vec<u64>, String> {
+        v.iter()
+            .map(|&v| u64::try_from(v).map_err(|_| "negative split size".to_string()))
+            .collect()
+    };
+    let sizes: Vec<u64> = match (&tensor, &attr) {
+        (Some(t), _) => to_u64(&ints(b, t)?)?,
+        (None, Some(a)) => to_u64(a)?,
+        (None, None) => {
+            let parts = outs.len() as u64;
+            if parts == 0 || !total.is_multiple_of(parts) {
+                return Err(format!("equal Split of {total} channels in {parts}"));
+            }
+            vec![total / parts; outs.len()]
+        }
+    };
+    if sizes.len() != outs.len() || sizes.iter().sum::<u64>() != total {
+        return Err(format!(
+            "Split sizes {sizes:?} do not cover {total} channels"
+        ));
+    }
+    let mut at = 0u64;
+    for &size in &sizes {
+        at += size;
+        cut_at(b, &x, at);
+    }
+    let l = b
+        .layouts
+        .get(&x)
+        .cloned()
+        .ok_or("Split input lost its channels")?;
     let mut outputs = Vec::new();
     let mut at = 0u64;
     for (o, &size) in outs.iter().zip(&sizes) {
-        let size = u64::try_from(size).map_err(|_| "negative split size")?;
-        let (_, inside) = segs_between(b, &l, at, at + size)
-            .ok_or("Split inside one channel group (not supported)")?;
+        let (_, inside) =
+            segs_between(b, &l, at, at + size).ok_or("Split bound inside one channel group")?;
         at += size;
-        let layout = Layout {
-            segs: inside.clone(),
-            ..l.clone()
-        };
-        b.layouts.insert(o.clone(), layout);
+        if !o.is_empty() {
+            let layout = Layout {
+                segs: inside.clone(),
+                ..l.clone()
+            };
+            b.layouts.insert(o.clone(), layout);
+        }
         outputs.push(inside);
     }
-    b.add_int_fix(IntFix::SplitSizes { tensor, outputs });
+    match (tensor, attr) {
+        (Some(tensor), _) => b.add_int_fix(IntFix::SplitSizes {
+            tensor,
+            split: outs[0].clone(),
+            outputs,
+        }),
+        (None, Some(_)) => b.add_split_attr(&outs[0], outputs),
+        // No sizes to rewrite: the parts stay equal only if they lose the same indices.
+        (None, None) => tie_equal_parts(b, label, &outputs)?,
+    }
+    Ok(())
+}
+
+fn tie_equal_parts(b: &mut Builder, label: &str, outputs: &[Vec<usize>]) -> Result<(), String> {
+    for part in &outputs[1..] {
+        if part.len() != outputs[0].len() {
+            return Err("equal Split whose parts hold different groups".into());
+        }
+        for (x, y) in outputs[0].iter().zip(part) {
+            b.union(*x, *y, label);
+        }
+    }
     Ok(())
 }
 
@@ -202,8 +285,18 @@ pub(super) fn slice(b: &mut Builder, n: &Node) -> Result<(), String> {
     };
     let start = clamp(*own_ints(b, &starts)?.get(pos).ok_or("short starts")?);
     let end = clamp(*own_ints(b, &ends)?.get(pos).ok_or("short ends")?);
+    if start >= end {
+        return Err("empty Slice of channels".into());
+    }
+    cut_at(b, &x, start);
+    cut_at(b, &x, end);
+    let l = b
+        .layouts
+        .get(&x)
+        .cloned()
+        .ok_or("Slice input lost its channels")?;
     let (before, inside) =
-        segs_between(b, &l, start, end).ok_or("Slice inside one channel group (not supported)")?;
+        segs_between(b, &l, start, end).ok_or("Slice bound inside one channel group")?;
     b.layouts.insert(
         o,
         Layout {

@@ -51,6 +51,10 @@ pub struct ValueStats {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CalibrationData {
     pub values: BTreeMap<String, ValueStats>,
+    /// Per-channel means of layer inputs, for `--bias-correction`: one mean per index of the
+    /// axis [`super::bias_correct::targets`] names for the value (all other axes averaged).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub means: BTreeMap<String, Vec<f64>>,
 }
 
 /// The range `method` picks for a value quantized to `t`.

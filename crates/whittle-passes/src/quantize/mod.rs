@@ -11,6 +11,8 @@
 //! | [`fp16`] | `--mode fp16` |
 //! | [`dynamic`] | `--mode dynamic` |
 //! | [`static_qdq`], `static_rewrite`, [`calib`] | `--mode static` and the calibration methods |
+//! | `static_qoperator` | `--format qoperator`: QDQ groups → QLinearConv / QLinearMatMul |
+//! | [`bias_correct`] | `--bias-correction`: biases shifted by the mean weight-quantization error |
 //! | [`report`] | the report: per-node status, SQNR, bytes, MAC coverage |
 //!
 //! Invariants:
@@ -26,6 +28,8 @@
 //!   ([`calib::CalibrationData`]), computed by the caller (the CLI, through whittle-runtime).
 //! - Subgraphs are quantized like the main graph (weight, dynamic and fp16 modes); static
 //!   mode quantizes the main graph only (activations inside bodies cannot be calibrated).
+pub mod bias_correct;
+mod bias_shift;
 pub mod calib;
 pub mod candidates;
 pub mod dynamic;
@@ -37,16 +41,19 @@ pub mod options;
 pub mod report;
 pub mod scheme;
 pub mod static_qdq;
+mod static_qoperator;
 mod static_rewrite;
 mod static_weights;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_bias;
 pub mod weight_mode;
 pub mod weights;
 
 pub use calib::{CalibrationData, Histogram, ValueStats};
 pub use options::{CalibMethod, Format, Granularity, Mode, QuantizeOptions};
-pub use report::{NodeEntry, QuantizeReport, Status};
+pub use report::{BiasCorrection, NodeEntry, QuantizeReport, Status};
 pub use scheme::QuantType;
 
 use crate::cleanup::scope::{self, GraphCx};
@@ -80,6 +87,13 @@ pub fn quantize(
             r.changes.len()
         ));
     }
+    if opts.bias_correction {
+        let calib = calib.ok_or_else(|| PassError::Failed {
+            pass: "quantize".into(),
+            message: "bias correction needs calibration data (--calib FILE.npz)".into(),
+        })?;
+        bias_correct::correct(model, opts, calib, &mut report)?;
+    }
     let macs = MacTable::new(model, shapes);
     match opts.mode {
         Mode::Weight => weight_mode::run(model, opts, &macs, &mut report)?,
@@ -90,7 +104,10 @@ pub fn quantize(
                 pass: "quantize".into(),
                 message: "static quantization needs calibration data (--calib FILE.npz)".into(),
             })?;
-            static_rewrite::run(model, opts, &macs, calib, &mut report)?
+            static_rewrite::run(model, opts, &macs, calib, &mut report)?;
+            if opts.format == Format::QOperator {
+                static_qoperator::run(model, &mut report);
+            }
         }
     }
     report.opset_after = model.opset("");
@@ -114,6 +131,15 @@ pub fn calibration_targets(model: &Model, opts: &QuantizeOptions) -> Vec<String>
         Mode::Static => static_qdq::targets(model, opts),
         Mode::Fp16 => fp16::targets(model),
         _ => Vec::new(),
+    }
+}
+
+/// The layer inputs whose per-channel means `--bias-correction` needs (empty without it).
+pub fn mean_targets(model: &Model, opts: &QuantizeOptions) -> Vec<bias_correct::MeanTarget> {
+    if opts.bias_correction {
+        bias_correct::targets(model, opts)
+    } else {
+        Vec::new()
     }
 }
 

@@ -34,6 +34,10 @@ pub enum Format {
     Qdq,
     /// com.microsoft `MatMulNBits` for MatMul weights (onnxruntime only).
     OrtNbits,
+    /// Static mode: `QLinearConv` / `QLinearMatMul` where onnxruntime has CPU kernels,
+    /// QDQ elsewhere.
+    #[serde(rename = "qoperator")]
+    QOperator,
 }
 
 /// How an activation range is chosen from its calibration statistics.
@@ -75,6 +79,9 @@ pub struct QuantizeOptions {
     pub calib_method: CalibMethod,
     /// fp16: keep float32 graph inputs and outputs (Casts inside).
     pub keep_io_types: bool,
+    /// weight/static: shift each quantized layer's bias by the mean error its weight
+    /// quantization introduces on the calibration data (needs `CalibrationData::means`).
+    pub bias_correction: bool,
 }
 
 impl Default for QuantizeOptions {
@@ -93,6 +100,7 @@ impl Default for QuantizeOptions {
             conv_integer: false,
             calib_method: CalibMethod::MinMax,
             keep_io_types: false,
+            bias_correction: false,
         }
     }
 }
@@ -126,7 +134,12 @@ impl QuantizeOptions {
                 self.weight_type.name()
             ),
             Mode::Static => format!(
-                "static QDQ: {} activations, {} {gran} {sym} weights",
+                "static {}: {} activations, {} {gran} {sym} weights",
+                if self.format == Format::QOperator {
+                    "QOperator"
+                } else {
+                    "QDQ"
+                },
                 self.activation_type.name(),
                 self.weight_type.name()
             ),

@@ -113,6 +113,47 @@ pub struct QuantizeReport {
     pub nodes: Vec<NodeEntry>,
     pub bytes: Bytes,
     pub coverage: Coverage,
+    /// `--bias-correction`: one entry per layer the mode quantizes (main graph).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bias_correction: Vec<BiasCorrection>,
+}
+
+/// What `--bias-correction` did to one layer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BiasCorrection {
+    pub node: String,
+    pub corrected: bool,
+    /// The new bias initializer.
+    pub bias: Option<String>,
+    /// Largest and mean |δ| subtracted from the bias.
+    pub max_abs_shift: Option<f64>,
+    pub mean_abs_shift: Option<f64>,
+    pub reason: Option<String>,
+}
+
+impl BiasCorrection {
+    pub fn done(node: String, bias: &str, shift: &[f64]) -> BiasCorrection {
+        let abs = shift.iter().map(|d| d.abs());
+        BiasCorrection {
+            node,
+            corrected: true,
+            bias: Some(bias.to_string()),
+            max_abs_shift: Some(abs.clone().fold(0.0, f64::max)),
+            mean_abs_shift: Some(abs.sum::<f64>() / shift.len().max(1) as f64),
+            reason: None,
+        }
+    }
+
+    pub fn skipped(node: String, reason: impl Into<String>) -> BiasCorrection {
+        BiasCorrection {
+            node,
+            corrected: false,
+            bias: None,
+            max_abs_shift: None,
+            mean_abs_shift: None,
+            reason: Some(reason.into()),
+        }
+    }
 }
 
 impl QuantizeReport {

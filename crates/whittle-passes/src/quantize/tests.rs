@@ -9,17 +9,23 @@ use whittle_ir::proto::{
 use whittle_ir::shape::{Dim, tensor_value_info};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, Tensor};
 
-fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
+pub(super) fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
     let dims: Vec<Dim> = dims.iter().map(|&d| Dim::Known(d as u64)).collect();
     tensor_value_info(name, DataType::FLOAT, Some(&dims))
 }
 
-fn f32t(name: &str, dims: &[i64], v: &[f32]) -> Tensor {
+pub(super) fn f32t(name: &str, dims: &[i64], v: &[f32]) -> Tensor {
     let data: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
     Tensor::new_raw(name, DataType::FLOAT, dims.to_vec(), Bytes::from(data))
 }
 
-fn node(op: &str, name: &str, inputs: &[&str], output: &str, attributes: Vec<Attribute>) -> Node {
+pub(super) fn node(
+    op: &str,
+    name: &str,
+    inputs: &[&str],
+    output: &str,
+    attributes: Vec<Attribute>,
+) -> Node {
     Node {
         proto: NodeProto {
             name: Some(name.into()),
@@ -32,7 +38,7 @@ fn node(op: &str, name: &str, inputs: &[&str], output: &str, attributes: Vec<Att
     }
 }
 
-fn graph(
+pub(super) fn graph(
     name: &str,
     inputs: Vec<ValueInfoProto>,
     outputs: Vec<ValueInfoProto>,
@@ -48,7 +54,7 @@ fn graph(
     Graph::new(proto, inits, nodes)
 }
 
-fn model(g: Graph, opset: i64) -> Model {
+pub(super) fn model(g: Graph, opset: i64) -> Model {
     Model {
         proto: ModelProto {
             ir_version: Some(8),

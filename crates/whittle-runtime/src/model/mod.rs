@@ -32,6 +32,7 @@ mod dataset;
 mod eval;
 mod join;
 mod lower_f16;
+mod means;
 mod prepare;
 mod runner;
 mod taps;
@@ -42,6 +43,7 @@ pub use compare::{
 pub use dataset::{BatchOptions, Dataset, SampleLayout};
 pub use eval::{ClassStats, Confusion, EvalReport, classification_report, evaluate};
 pub use join::{concat_axis0, slice_axis0, stack};
+pub use means::{ChannelAxis, collect_channel_means};
 pub use prepare::{
     BackendKind, PreparedFile, input_specs, inputs_from_arrays, make_backend, prepare_file,
 };

@@ -154,6 +154,46 @@ pub fn statistics(
     Ok(out)
 }
 
+/// Per-channel means of the layer inputs `--bias-correction` needs, into `out.means`.
+pub fn means(
+    model: &Model,
+    opts: &QuantizeOptions,
+    path: &Path,
+    backend: &BackendArgs,
+    out: &mut CalibrationData,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    use quantize::bias_correct::FeatureAxis;
+    use whittle_runtime::model::{ChannelAxis, collect_channel_means};
+    let targets: Vec<(String, ChannelAxis)> = quantize::mean_targets(model, opts)
+        .into_iter()
+        .map(|t| {
+            let axis = match t.axis {
+                FeatureAxis::Axis(a) => ChannelAxis::Axis(a),
+                FeatureAxis::Last => ChannelAxis::Last,
+            };
+            (t.value, axis)
+        })
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let data = dataset(model, path, backend, None)?;
+    let (rt, threads) = backend.backend()?;
+    let means = collect_channel_means(model, &targets, &data, rt.as_ref(), threads, None)
+        .with_context(|| format!("{}: measuring layer input means failed", path.display()))?;
+    notes.push(format!(
+        "bias correction: means of {} layer inputs over {} samples ({})",
+        targets.len(),
+        data.samples(),
+        rt.name()
+    ));
+    for ((name, _), m) in targets.into_iter().zip(means) {
+        out.means.insert(name, m);
+    }
+    Ok(())
+}
+
 /// `model` with a ReduceMin and a ReduceMax (all axes, scalar) of every value in `names`
 /// as extra outputs `NAME.min` / `NAME.max` — what onnxruntime's calibrator does, so each run
 /// returns two scalars per value instead of the whole activation.
