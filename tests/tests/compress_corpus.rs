@@ -145,3 +145,27 @@ fn static_int8_on_yolov8n_is_measured_at_the_calibration_size() {
     let notes = r["notes"].to_string();
     assert!(notes.contains("--shape images=1x3x320x320"), "{notes}");
 }
+
+/// fp16 calibration taps every value, including the `Shape` outputs of Paddle's shape
+/// arithmetic, which tract computes as symbolic dims (they used to fail the whole run with
+/// "has dtype TDim"); they come back as int64 like in onnxruntime.
+#[test]
+fn fp16_on_ppocr_cls_calibrates_through_shape_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let npz = dir.path().join("calib.npz");
+    calib(&npz, "x", 4, &[3, 48, 192]);
+    let out = dir.path().join("h.onnx");
+    let r = compress(&[
+        corpus("rapidocr-onnxruntime/ch_ppocr_mobile_v2.0_cls_infer.onnx").into(),
+        "-o".into(),
+        out.clone().into(),
+        "--quantize".into(),
+        "fp16".into(),
+        "--calib".into(),
+        npz.into(),
+        "--shape".into(),
+        "x=1x3x48x192".into(),
+    ]);
+    check_result(&r, &out, 0.55, 0.9999);
+    assert_eq!(f(&r["agreement"]["top1_agreement"]), 1.0, "{r}");
+}
