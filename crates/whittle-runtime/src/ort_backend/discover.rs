@@ -6,7 +6,8 @@
 //! 2. the `WHITTLE_ORT_LIB` environment variable;
 //! 3. a Python environment with the `onnxruntime` wheel: `python3` on `PATH`, then
 //!    `.venv/bin/python` in the current directory and each of its ancestors; each is asked
-//!    for `os.path.dirname(onnxruntime.__file__)` and its `capi/` folder searched.
+//!    where the `onnxruntime` package is (`importlib.util.find_spec`, which does not import
+//!    it) and its `capi/` folder searched. The answer is kept for the rest of the process.
 //!
 //! A path may name the library file or a folder holding it. In a folder, the versioned file
 //! (`libonnxruntime.so.1.32.0`) is preferred over an unversioned `libonnxruntime.so`,
@@ -14,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use crate::backend::BackendError;
 
@@ -33,13 +35,20 @@ pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf, BackendError
         }
         _ => tried.push(format!("{ORT_LIB_ENV}: not set")),
     }
-    for python in python_candidates() {
-        if let Some(found) = from_python(&python, &mut tried) {
-            return Ok(found);
-        }
-    }
-    Err(not_found(&tried))
+    let (found, asked) = DISCOVERED.get_or_init(|| {
+        let mut asked = Vec::new();
+        let found = python_candidates()
+            .iter()
+            .find_map(|python| from_python(python, &mut asked));
+        (found, asked)
+    });
+    tried.extend(asked.iter().cloned());
+    found.clone().ok_or_else(|| not_found(&tried))
 }
+
+/// What asking the Python environments found, once per process: every command that
+/// loads a backend would otherwise start Python again.
+static DISCOVERED: OnceLock<(Option<PathBuf>, Vec<String>)> = OnceLock::new();
 
 fn not_found(tried: &[String]) -> BackendError {
     let mut msg = String::from("no usable onnxruntime library found; tried:");
@@ -94,7 +103,11 @@ fn from_python(python: &Path, tried: &mut Vec<String>) -> Option<PathBuf> {
     let output = Command::new(python)
         .args([
             "-c",
-            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+            // Locates the package without importing it (an import loads numpy and
+            // onnxruntime itself: ~0.2 s, against ~0.02 s for this).
+            "import sys, importlib.util as u; s = u.find_spec('onnxruntime'); \
+             sys.exit('onnxruntime is not installed') if s is None \
+             else print(s.submodule_search_locations[0])",
         ])
         .output();
     let output = match output {
@@ -108,7 +121,7 @@ fn from_python(python: &Path, tried: &mut Vec<String>) -> Option<PathBuf> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let last = stderr.lines().last().unwrap_or("failed").trim();
         tried.push(format!(
-            "{}: `import onnxruntime` failed ({last})",
+            "{}: no onnxruntime package ({last})",
             python.display()
         ));
         return None;

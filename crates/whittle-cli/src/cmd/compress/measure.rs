@@ -100,17 +100,30 @@ pub fn comparison_data(
     backend: &BackendArgs,
 ) -> Result<(Dataset, String)> {
     if let Some(path) = calib {
+        let data = calibrate::dataset(model, path, backend, None)?;
+        let n = data.samples();
         return Ok((
-            calibrate::dataset(model, path, backend, None)?,
-            format!("calibration set {}", path.display()),
+            data,
+            format!("calibration set {} ({n} samples)", path.display()),
         ));
     }
     let specs = input_specs(model)?;
     let overrides = with_batch(&specs, backend.overrides()?, SEEDED_SAMPLES);
-    let shapes = resolve_shapes(&specs, &overrides)?;
+    let mut shapes = resolve_shapes(&specs, &overrides)?;
+    // A batch the user pinned with --shape (e.g. x=1x3x48x192) still gets 16 samples:
+    // generated on axis 0 and run one batch at a time.
+    for (spec, shape) in specs.iter().zip(&mut shapes) {
+        if matches!(spec.dims.first(), Some(Dim::Symbolic(_) | Dim::Unknown))
+            && let Some(first) = shape.first_mut()
+            && *first == 1
+        {
+            *first = SEEDED_SAMPLES;
+        }
+    }
     let arrays = seeded_inputs(&specs, &shapes, 0)?;
     let data = Dataset::from_arrays(&specs, &arrays, &overrides, &BatchOptions::default())?;
-    Ok((data, format!("{SEEDED_SAMPLES} seeded samples (seed 0)")))
+    let n = data.samples();
+    Ok((data, format!("{n} seeded samples (seed 0)")))
 }
 
 /// Output error of `candidate` against `reference` on `data` (both take the same inputs).
@@ -193,4 +206,53 @@ pub fn snapshot(model: &Model, backend: &BackendArgs, notes: &mut Vec<String>) -
         }
     }
     Ok(s)
+}
+
+/// `backend` plus a `--shape` for every input whose dims the model leaves open and the user
+/// did not fix, taken from the first of `data` files that holds an array for it (one
+/// sample: batch 1). So a model declared `[batch, 3, height, width]` is timed and counted
+/// at the size it is calibrated or evaluated on, instead of not at all. Returns the added
+/// shapes (for a note) with the arguments.
+pub fn with_data_shapes(
+    model: &Model,
+    backend: &BackendArgs,
+    data: &[&std::path::Path],
+) -> Result<(BackendArgs, Vec<String>)> {
+    let specs = input_specs(model)?;
+    let given = backend.overrides()?;
+    let open: Vec<&InputSpec> = specs
+        .iter()
+        .filter(|s| s.dims.iter().skip(1).any(|d| !matches!(d, Dim::Fixed(_))))
+        .filter(|s| !given.iter().any(|o| o.name == s.name))
+        .collect();
+    let mut out = backend.clone();
+    let mut added = Vec::new();
+    if open.is_empty() {
+        return Ok((out, added));
+    }
+    let mut arrays = Vec::new();
+    for path in data {
+        arrays.extend(
+            whittle_runtime::read_npz(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?,
+        );
+    }
+    for spec in open {
+        let Some((_, arr)) = arrays.iter().find(|(k, _)| *k == spec.name) else {
+            continue;
+        };
+        let shape = arr.shape();
+        let sample: Vec<usize> = match shape.len() {
+            r if r == spec.dims.len() + 1 => shape[1..].to_vec(),
+            r if r == spec.dims.len() && r > 0 => std::iter::once(1)
+                .chain(shape[1..].iter().copied())
+                .collect(),
+            _ => continue,
+        };
+        let dims: Vec<String> = sample.iter().map(|d| d.to_string()).collect();
+        let text = format!("{}={}", spec.name, dims.join("x"));
+        out.shapes.push(text.clone());
+        added.push(text);
+    }
+    Ok((out, added))
 }

@@ -81,13 +81,20 @@ pub fn table(r: &Report) {
     print_aligned(&["", "before", "after", "change"], &rows);
     if let Some(g) = &r.agreement {
         println!(
-            "agreement with the original on {} ({} samples; SNR {})",
+            "agreement with the original on {} (SNR {})",
             g.inputs,
-            g.samples,
             g.snr_db.map_or("∞".into(), |s| format!("{s:.1} dB"))
         );
     }
     println!("quantized layers: {}", r.quantized_layers);
+    for v in r.speed.iter().filter(|v| v.slower) {
+        println!(
+            "warning: the result runs {:.2}x slower than the original in {}: {}",
+            v.ratio,
+            v.runtime,
+            v.hint.as_deref().unwrap_or("")
+        );
+    }
     if let Some(fb) = &r.fallback {
         let sens: Vec<String> = fb
             .sensitivity
