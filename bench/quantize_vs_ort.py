@@ -10,9 +10,11 @@ on both sides uses the same calibration set (digits_calib.npz, 64 samples) and o
 model and, separately, the model after its own `quant_pre_process` (BatchNorm fused, as
 whittle's clean-up does before static quantization).
 
---corpus adds corpus CNNs (nudenet 320n, PP-OCRv4 rec) with seeded inputs: static int8 with
-16 seeded calibration images on both sides, top-1 agreement with the float model over 16
-other seeded inputs, and weight-only int8 (whittle).
+--corpus adds corpus CNNs: nudenet 320n (uniform [0, 1) images) and PP-OCRv4 det and rec
+(synthetic text pages/lines from bench/synthetic.py — on noise the detector outputs ~0 and
+fidelity numbers mean nothing): static int8 with 16 calibration samples on both sides, then
+top-1 agreement (det: the text/no-text decision at 0.3 per pixel) and SNR against the float
+model over 16 other samples of the same kind, and weight-only int8 (whittle).
 
 Times are end to end: the wall time of the command (`whittle quantize …` as a process;
 onnxruntime's `tests/python/ort_quantize_ref.py` as a process: interpreter start, imports,
@@ -29,6 +31,9 @@ import time
 
 import numpy as np
 import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synthetic import text_images  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -82,10 +87,20 @@ def top1(outs, ref, axis):
     return agree / total
 
 
+def snr_db(outs, ref):
+    sig = sum(float(np.sum(b.astype(np.float64) ** 2)) for b in ref)
+    err = sum(float(np.sum((a.astype(np.float64) - b) ** 2)) for a, b in zip(outs, ref))
+    return float("inf") if err == 0 else 10 * np.log10(sig / err)
+
+
 def row(name, path, seconds, xs, ref, labels, axis, runs):
     outs = outputs(path, xs)
-    r = {"name": name, "bytes": os.path.getsize(path), "seconds": seconds,
-         "top1_vs_float": top1(outs, ref, axis), "latency_ms": latency(path, xs[0], runs)}
+    if axis is None:  # a probability map: agreement of the thresholded decision
+        agree = float(np.mean([np.mean((a > 0.3) == (b > 0.3)) for a, b in zip(outs, ref)]))
+    else:
+        agree = top1(outs, ref, axis)
+    r = {"name": name, "bytes": os.path.getsize(path), "seconds": seconds, "snr_db": snr_db(outs, ref),
+         "top1_vs_float": agree, "latency_ms": latency(path, xs[0], runs)}
     if labels is not None:
         r["accuracy"] = float(np.mean([int(np.argmax(o)) == int(y) for o, y in zip(outs, labels)]))
     return r
@@ -117,8 +132,15 @@ def digits(exe, tmp, runs):
          lambda o: ref(m, o, ["--mode", "static", "--calib", calib, "--per-channel", "--preprocess"])),
         ("whittle static int8, entropy", "w_static_kl.onnx",
          lambda o: whittle(exe, m, o, ["--mode", "static", "--calib", calib, "--calib-method", "entropy", "--no-measure"])),
+        ("whittle static int8, --format qoperator (QLinearConv)", "w_static_qop.onnx",
+         lambda o: whittle(exe, m, o, ["--mode", "static", "--calib", calib, "--format", "qoperator", "--no-measure"])),
+        ("whittle static int8, --bias-correction", "w_static_bc.onnx",
+         lambda o: whittle(exe, m, o, ["--mode", "static", "--calib", calib, "--bias-correction", "--no-measure"])),
         ("whittle weight int8 per-channel", "w_weight.onnx", lambda o: whittle(exe, m, o, [])),
         ("whittle weight int4 block 32", "w_int4.onnx", lambda o: whittle(exe, m, o, ["--dtype", "int4", "--block-size", "32"])),
+        ("whittle weight int4 per-channel", "w_int4pc.onnx", lambda o: whittle(exe, m, o, ["--dtype", "int4"])),
+        ("whittle weight int4 per-channel, --bias-correction", "w_int4bc.onnx",
+         lambda o: whittle(exe, m, o, ["--dtype", "int4", "--calib", calib, "--bias-correction"])),
         ("whittle dynamic (MatMulInteger; Conv float)", "w_dyn.onnx", lambda o: whittle(exe, m, o, ["--mode", "dynamic"])),
         ("onnxruntime quantize_dynamic (ConvInteger)", "o_dyn.onnx", lambda o: ref(m, o, ["--mode", "dynamic", "--per-channel"])),
         ("whittle fp16", "w_fp16.onnx", lambda o: whittle(exe, m, o, ["--mode", "fp16", "--keep-io-types"])),
@@ -133,15 +155,19 @@ def digits(exe, tmp, runs):
 def corpus(exe, tmp, runs):
     rows = []
     specs = [("nudenet/320n.onnx", "images", (1, 3, 320, 320), 1),
+             ("rapidocr-onnxruntime/ch_PP-OCRv4_det_infer.onnx", "x", (1, 3, 320, 320), None),
              ("rapidocr-onnxruntime/ch_PP-OCRv4_rec_infer.onnx", "x", (1, 3, 48, 320), -1)]
     for rel, name, shape, axis in specs:
         m = os.path.join(ROOT, "corpus", rel)
         if not os.path.exists(m):
             continue
-        rng = np.random.default_rng(0)
+        if "rapidocr" in rel:
+            data = text_images(32, shape[2], shape[3])
+        else:
+            data = np.random.default_rng(0).uniform(0, 1, (32, *shape[1:])).astype(np.float32)
         calib = os.path.join(tmp, "calib.npz")
-        np.savez(calib, **{name: rng.uniform(0, 1, (16, *shape[1:])).astype(np.float32)})
-        xs = [rng.uniform(0, 1, shape).astype(np.float32) for _ in range(16)]
+        np.savez(calib, **{name: data[:16]})
+        xs = [data[16 + k:17 + k] for k in range(16)]
         ref_out = outputs(m, xs)
         shape_arg = f"{name}={'x'.join(map(str, shape))}"
         tag = os.path.basename(rel)
@@ -164,11 +190,13 @@ def corpus(exe, tmp, runs):
 
 
 def table(rows):
-    lines = ["| model | accuracy | top-1 vs float | bytes | latency ms | quantize s |", "|---|---|---|---|---|---|"]
+    lines = ["| model | accuracy | top-1 vs float | SNR dB vs float | bytes | latency ms | quantize s |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
         sec = f"{r['seconds']:.2f}" if r["seconds"] is not None else "-"
-        lines.append(f"| {r['name']} | {acc} | {r['top1_vs_float'] * 100:.2f}% | {r['bytes']} | "
+        snr = "∞" if r["snr_db"] == float("inf") else f"{r['snr_db']:.1f}"
+        lines.append(f"| {r['name']} | {acc} | {r['top1_vs_float'] * 100:.2f}% | {snr} | {r['bytes']} | "
                      f"{r['latency_ms']:.3f} | {sec} |")
     return "\n".join(lines)
 

@@ -173,6 +173,8 @@ fn emitted_recipe_reproduces_the_same_bytes() {
         "0.25",
         "--calib",
         &calib,
+        "--reconstruct",
+        "--bias-correction",
         "--emit-recipe",
         &recipe,
         "--json"
@@ -183,7 +185,13 @@ fn emitted_recipe_reproduces_the_same_bytes() {
         String::from_utf8_lossy(&first.stderr)
     );
     let text = std::fs::read_to_string(&recipe).unwrap();
-    assert!(text.contains("prune = 0.25"), "{text}");
+    for key in [
+        "prune = 0.25",
+        "reconstruct = true",
+        "bias_correction = true",
+    ] {
+        assert!(text.contains(key), "{text}");
+    }
     let second = whittle!("compress", &model, "-o", &b, "--recipe", &recipe, "--json");
     assert!(
         second.status.success(),
@@ -207,6 +215,30 @@ fn emitted_recipe_reproduces_the_same_bytes() {
         "{}",
         r["steps"]
     );
+    // `--no-slower` round-trips too (its output depends on timings, so compare recipes,
+    // not bytes): a recipe emitted with it runs with it.
+    let (d, again) = (dir.path().join("d.onnx"), dir.path().join("r2.toml"));
+    let r = compress_json(&[
+        model.as_os_str(),
+        "-o".as_ref(),
+        d.as_os_str(),
+        "--recipe".as_ref(),
+        recipe.as_os_str(),
+        "--no-slower".as_ref(),
+        "--emit-recipe".as_ref(),
+        again.as_os_str(),
+    ]);
+    let text = std::fs::read_to_string(&again).unwrap();
+    assert!(text.contains("no_slower = true"), "{text}");
+    let e = compress_json(&[
+        model.as_os_str(),
+        "-o".as_ref(),
+        d.as_os_str(),
+        "--recipe".as_ref(),
+        again.as_os_str(),
+    ]);
+    assert_eq!(e["recipe"], r["recipe"]);
+    assert!(e["no_slower"]["tries"].is_array(), "{}", e["no_slower"]);
 }
 
 #[test]

@@ -5,28 +5,35 @@
 //! quantize passes; quantize's calibration; eval's labelled data; bench's timing; compare's
 //! metrics). The output is written atomically and never over an input unless `--force`;
 //! nothing is written when a step (or the accuracy budget) fails.
+//!
+//! Layout: [`plan`] checks the settings, [`stages`] runs pruning (+ `--reconstruct`) and
+//! quantization (+ `--bias-correction`, the `--max-drop` fallback, then `--no-slower`),
+//! [`measure`] and [`speed`] fill the table, [`print`] prints it, [`recipe`] is the TOML.
 #[path = "compress/fallback.rs"]
 mod fallback;
 #[path = "compress/measure.rs"]
 pub(crate) mod measure;
+#[path = "compress/plan.rs"]
+mod plan;
 #[path = "compress/print.rs"]
 mod print;
 #[path = "compress/recipe.rs"]
 pub mod recipe;
 #[path = "compress/speed.rs"]
 mod speed;
+#[path = "compress/stages.rs"]
+mod stages;
 
 use super::backend_args::{BackendArgs, load_model, print_notes};
 use crate::output::{check_not_overwriting, print_json};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use measure::Snapshot;
+use plan::{Plan, plan};
 use recipe::Recipe;
 use std::path::PathBuf;
 use whittle_ir::{Model, SaveOptions};
 use whittle_passes::PassContext;
-use whittle_passes::prune::PruneOptions;
-use whittle_passes::quantize::{Mode, QuantType, QuantizeOptions};
 
 #[derive(Args)]
 #[command(after_help = "\
@@ -37,7 +44,16 @@ top-1 agreement, cosine and SNR of the first output against the original on --ca
 seeded samples. Latency: median of 20 runs on seeded inputs (as `whittle bench`), tract and
 onnxruntime when its library is found. --max-drop: see the report's fallback section; layers
 are restored to float most-sensitive first (output SNR with only that layer quantized).
-Recipe keys: cleanup, prune, quantize, mode, calib, eval, max_drop; flags override them.")]
+--reconstruct (with --prune and --calib): after pruning, the layers that lost input channels
+are re-fitted by least squares on --calib, as `whittle prune --reconstruct` (ridge 1e-3).
+--bias-correction (weight/static, needs --calib): each quantized layer's bias absorbs its
+mean output error on --calib, as `whittle quantize --bias-correction`.
+--no-slower: last, after any --max-drop fallback, the result is timed against the input on
+onnxruntime (else tract) with the table's seeded-input median; when slower, op types are kept
+in float (grouped Conv, Conv, ConvTranspose, MatMul, Gemm) and the fastest not-slower try is
+kept, else the float model — as `whittle quantize --no-slower`; the table says which.
+Recipe keys: cleanup, prune, reconstruct, quantize, mode, bias_correction, calib, eval,
+max_drop, no_slower; flags override them.")]
 pub struct CompressArgs {
     /// The model to read.
     pub input: PathBuf,
@@ -47,12 +63,23 @@ pub struct CompressArgs {
     /// Fraction of each prunable group's channels to remove (0 to 1).
     #[arg(long, value_name = "R")]
     pub prune: Option<f64>,
+    /// After pruning, re-fit the layers that lost input channels by least squares on
+    /// --calib (needs --prune and --calib).
+    #[arg(long)]
+    pub reconstruct: bool,
     /// int8, int4, fp16 or none.
     #[arg(long, value_name = "TYPE")]
     pub quantize: Option<String>,
     /// weight, dynamic or static.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
+    /// Shift each quantized layer's bias by its mean output error on --calib (weight or
+    /// static mode).
+    #[arg(long)]
+    pub bias_correction: bool,
+    /// Keep op types in float until the result is not slower than the input.
+    #[arg(long)]
+    pub no_slower: bool,
     /// Calibration set (.npz keyed by input name).
     #[arg(long, value_name = "FILE.npz")]
     pub calib: Option<PathBuf>,
@@ -81,97 +108,6 @@ pub struct CompressArgs {
     pub backend: BackendArgs,
 }
 
-/// The checked settings.
-struct Plan {
-    cleanup: bool,
-    prune: Option<f64>,
-    quantize: Option<QuantizeOptions>,
-    recipe: Recipe,
-}
-
-/// Checks the settings and fills in the defaults, so an emitted recipe keeps meaning the
-/// same pipeline even if a default changes later.
-fn plan(mut recipe: Recipe) -> Result<Plan> {
-    if let Some(r) = recipe.prune
-        && !(0.0..1.0).contains(&r)
-    {
-        bail!("--prune {r}: expected a fraction in 0..1");
-    }
-    if recipe.max_drop.is_some() && recipe.eval.is_none() {
-        bail!("--max-drop needs a labelled set to measure accuracy on: --eval FILE.npz");
-    }
-    if let Some(d) = recipe.max_drop
-        && (d.is_nan() || d < 0.0)
-    {
-        bail!("--max-drop {d}: expected a number of percentage points ≥ 0");
-    }
-    let mode = match recipe.mode.as_deref() {
-        None => None,
-        Some("weight") => Some(Mode::Weight),
-        Some("dynamic") => Some(Mode::Dynamic),
-        Some("static") => Some(Mode::Static),
-        Some(m) => bail!("--mode {m:?}: expected weight, dynamic or static"),
-    };
-    let quant = recipe
-        .quantize
-        .clone()
-        .unwrap_or_else(|| "int8".to_string());
-    let mut opts = QuantizeOptions::default();
-    match quant.as_str() {
-        "none" => {
-            recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
-            recipe.quantize = Some("none".into());
-            return Ok(Plan {
-                cleanup: recipe.cleanup.unwrap_or(true),
-                prune: recipe.prune,
-                quantize: None,
-                recipe,
-            });
-        }
-        "fp16" => {
-            if mode.is_some() {
-                bail!("--quantize fp16 takes no --mode (weights and compute become float16)");
-            }
-            opts.mode = Mode::Fp16;
-            // A drop-in replacement: float32 inputs and outputs, Casts inside.
-            opts.keep_io_types = true;
-        }
-        "int8" => {
-            let default = if recipe.calib.is_some() {
-                Mode::Static
-            } else {
-                Mode::Weight
-            };
-            opts.mode = mode.unwrap_or(default);
-        }
-        "int4" => {
-            opts.weight_type = QuantType::Int4;
-            opts.mode = mode.unwrap_or(Mode::Weight);
-            if opts.mode != Mode::Weight {
-                bail!("--quantize int4 is weight-only: use --mode weight");
-            }
-        }
-        q => bail!("--quantize {q:?}: expected int8, int4, fp16 or none"),
-    }
-    if opts.mode == Mode::Static && recipe.calib.is_none() {
-        bail!("--mode static needs a calibration set: --calib FILE.npz");
-    }
-    recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
-    recipe.quantize = Some(quant);
-    recipe.mode = match opts.mode {
-        Mode::Weight => Some("weight".into()),
-        Mode::Dynamic => Some("dynamic".into()),
-        Mode::Static => Some("static".into()),
-        Mode::Fp16 => None,
-    };
-    Ok(Plan {
-        cleanup: recipe.cleanup.unwrap_or(true),
-        prune: recipe.prune,
-        quantize: Some(opts),
-        recipe,
-    })
-}
-
 /// Everything the table (and `--json`) shows.
 #[derive(serde::Serialize)]
 pub struct Report {
@@ -183,6 +119,12 @@ pub struct Report {
     after: Snapshot,
     agreement: Option<measure::Agreement>,
     fallback: Option<fallback::FallbackReport>,
+    /// `--reconstruct`: the least-squares re-fit after pruning, per layer.
+    reconstruction: Option<stages::reconstruct::ReconstructReport>,
+    /// `--bias-correction`: layers whose bias was shifted.
+    bias_corrected: Option<usize>,
+    /// `--no-slower`: every configuration timed and the one kept (null: float kept).
+    no_slower: Option<stages::NoSlower>,
     quantized_layers: usize,
     /// The result against the original, per runtime: a slower model is called out.
     speed: Vec<speed::SpeedVerdict>,
@@ -194,11 +136,14 @@ pub fn run(args: CompressArgs) -> Result<()> {
     let flags = Recipe {
         cleanup: args.no_cleanup.then_some(false),
         prune: args.prune,
+        reconstruct: args.reconstruct.then_some(true),
         quantize: args.quantize.clone(),
         mode: args.mode.clone(),
+        bias_correction: args.bias_correction.then_some(true),
         calib: args.calib.clone(),
         eval: args.eval.clone(),
         max_drop: args.max_drop,
+        no_slower: args.no_slower.then_some(true),
     };
     let recipe = match &args.recipe {
         Some(path) => Recipe::load(path)?.overridden_by(flags),
@@ -259,19 +204,21 @@ fn pipeline(
             r.before.nodes, r.after.nodes
         ));
     }
+    let mut reconstruction = None;
     if let Some(ratio) = plan.prune {
         progress("pruning");
-        // The `whittle prune` defaults: L2 ranking, at least one channel per group.
-        let opts = PruneOptions {
-            ratio,
-            round_to: 1,
-            min_channels: 1,
-            ..Default::default()
-        };
-        let (pruned, _) = super::prune::prune_once(&model, opts)
-            .with_context(|| format!("{label}: pruning failed"))?;
+        let refit = plan.recipe.calib.as_deref().filter(|_| plan.reconstruct);
+        let (pruned, fit) = stages::prune(&model, ratio, refit, &args.backend, args.json)
+            .with_context(|| label.clone())?;
         model = pruned;
         steps.push(format!("prune (ratio {ratio}, L2)"));
+        if let Some(fit) = &fit {
+            steps.push(format!(
+                "reconstruct ({} layers re-fitted)",
+                fit.layers.len()
+            ));
+        }
+        reconstruction = fit;
     }
     let accuracy_before = match &plan.recipe.eval {
         Some(path) => {
@@ -280,78 +227,31 @@ fn pipeline(
         }
         None => None,
     };
-    let mut fallback = None;
-    let mut quantized_layers = 0;
-    if let Some(opts) = &plan.quantize {
-        let shapes = whittle_ir::shape::ShapeOverrides::default();
-        let calib = match &plan.recipe.calib {
-            Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => {
-                progress("calibration");
-                Some(super::quantize::calibrate::statistics(
-                    &model,
-                    opts,
-                    path,
-                    &args.backend,
-                    &mut notes,
-                )?)
-            }
-            _ => None,
-        };
-        progress("quantization");
-        let float_model = model;
-        let (q, report) =
-            fallback::quantize_model(&float_model, opts, &shapes, calib.as_ref(), &[])
-                .with_context(|| format!("{label}: cannot quantize"))?;
-        steps.push(format!("quantize ({})", report.scheme));
-        model = q;
-        quantized_layers = report.quantized();
-        if let (Some(budget), Some(eval), Some(before)) =
-            (plan.recipe.max_drop, &plan.recipe.eval, accuracy_before)
-        {
-            let acc = measure::accuracy(&model, eval, &args.backend)?;
-            if (before - acc) * 100.0 > budget + 1e-9 {
-                progress("over the accuracy budget: measuring layer sensitivity");
-                let data = (
-                    super::eval::labelled_dataset(
-                        &float_model,
-                        eval,
-                        None,
-                        "label",
-                        &args.backend,
-                    )?
-                    .0,
-                    format!("eval set {}", eval.display()),
-                );
-                let b = fallback::Budget {
-                    float_model: &float_model,
-                    opts,
-                    shapes: &shapes,
-                    calib: calib.as_ref(),
-                    eval,
-                    eval_data: &data,
-                    backend: &args.backend,
-                    accuracy_before: before,
-                    max_drop: budget,
-                };
-                let (m, r, _, f) = fallback::fit(&b, (model, report, acc))?;
-                steps.push(format!(
-                    "fallback ({} layers kept in float)",
-                    f.kept_float.len()
-                ));
-                model = m;
-                quantized_layers = r.quantized();
-                fallback = Some(f);
-            }
-        }
-    }
-    // Measure first, write last: nothing is written when a measurement fails.
-    progress("measuring");
+    // The data's input shapes, for the table's timings and `--no-slower`'s alike.
     let data_files: Vec<&std::path::Path> = [&plan.recipe.calib, &plan.recipe.eval]
         .into_iter()
         .flatten()
         .map(|p| p.as_path())
         .collect();
     let (backend, shapes) = measure::with_data_shapes(original, &args.backend, &data_files)?;
+    let mut quantized = None;
+    if let Some(opts) = &plan.quantize {
+        let phase = stages::Phase {
+            plan,
+            original,
+            accuracy_before,
+            backend: &args.backend,
+            timing_backend: &backend,
+            progress,
+        };
+        let (m, q) =
+            stages::quantize(&phase, model, opts, &mut notes).with_context(|| label.clone())?;
+        model = m;
+        steps.extend(q.steps.iter().cloned());
+        quantized = Some(q);
+    }
+    // Measure first, write last: nothing is written when a measurement fails.
+    progress("measuring");
     if !shapes.is_empty() {
         notes.push(format!(
             "MACs and latency at the data's shape: --shape {}",
@@ -377,7 +277,12 @@ fn pipeline(
     let saved = whittle_ir::save(&model, &args.output, &SaveOptions::default())
         .with_context(|| format!("{}: cannot write the model", args.output.display()))?;
     after.file_bytes = saved.model_bytes + saved.data_files.iter().map(|(_, s)| *s).sum::<u64>();
-    let speed = speed::speed_verdicts(&before, &after, plan.quantize.as_ref().map(|o| o.mode));
+    let mut speed = speed::speed_verdicts(&before, &after, plan.quantize.as_ref().map(|o| o.mode));
+    if let Some(q) = &quantized
+        && let Some(d) = &q.no_slower
+    {
+        speed::explain_after_no_slower(&mut speed, d, q.quantized_layers);
+    }
     let report = Report {
         input: args.input.clone(),
         output: args.output.clone(),
@@ -386,8 +291,11 @@ fn pipeline(
         before,
         after,
         agreement,
-        fallback,
-        quantized_layers,
+        fallback: quantized.as_ref().and_then(|q| q.fallback.clone()),
+        reconstruction,
+        bias_corrected: quantized.as_ref().and_then(|q| q.bias_corrected),
+        no_slower: quantized.as_ref().and_then(|q| q.no_slower.clone()),
+        quantized_layers: quantized.as_ref().map_or(0, |q| q.quantized_layers),
         speed,
         notes,
     };

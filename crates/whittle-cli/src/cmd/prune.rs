@@ -22,7 +22,7 @@ mod macs;
 #[path = "prune_prepare.rs"]
 mod prepare;
 #[path = "prune_reconstruct.rs"]
-mod reconstruct;
+pub(crate) mod reconstruct;
 #[path = "prune_scores.rs"]
 mod scores;
 

@@ -86,7 +86,18 @@ pub fn table(r: &Report) {
             g.snr_db.map_or("∞".into(), |s| format!("{s:.1} dB"))
         );
     }
+    if let Some(fit) = &r.reconstruction {
+        super::stages::reconstruct::print(fit);
+    }
     println!("quantized layers: {}", r.quantized_layers);
+    if let Some(n) = r.bias_corrected {
+        println!(
+            "bias correction: {n} layer biases shifted by their mean error on the calibration set"
+        );
+    }
+    if let Some(s) = &r.no_slower {
+        println!("--no-slower ({}): {}", s.runtime, s.decision.summary());
+    }
     for v in r.speed.iter().filter(|v| v.slower) {
         println!(
             "warning: the result runs {:.2}x slower than the original in {}: {}",

@@ -4,13 +4,28 @@
 //! Every key is optional; an unknown key is an error naming it (a typo must not silently
 //! fall back to a default). Relative paths in a recipe are resolved against the recipe's
 //! folder; `--emit-recipe` writes absolute paths, so the file works from anywhere.
+//!
+//! Keys (each also a flag): `cleanup` (bool, default true), `prune` (fraction),
+//! `reconstruct` (bool; needs `prune` and `calib`), `quantize` (`int8` | `int4` | `fp16` |
+//! `none`), `mode` (`weight` | `dynamic` | `static`), `bias_correction` (bool; weight or
+//! static, needs `calib`), `calib`, `eval` (paths), `max_drop` (points; needs `eval`),
+//! `no_slower` (bool; needs quantization). The boolean steps are written only when true.
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The keys a recipe may hold (also the flags that override them).
 pub const KEYS: &[&str] = &[
-    "cleanup", "prune", "quantize", "mode", "calib", "eval", "max_drop",
+    "cleanup",
+    "prune",
+    "reconstruct",
+    "quantize",
+    "mode",
+    "bias_correction",
+    "calib",
+    "eval",
+    "max_drop",
+    "no_slower",
 ];
 
 /// The pipeline's settings; `None` means "not set" (the defaults apply).
@@ -23,12 +38,20 @@ pub struct Recipe {
     /// Fraction of each prunable group's channels to remove.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<f64>,
+    /// After pruning, re-fit the consumers of the pruned groups by least squares on `calib`
+    /// (as `whittle prune --reconstruct`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruct: Option<bool>,
     /// `int8`, `int4`, `fp16` or `none`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quantize: Option<String>,
     /// `weight`, `dynamic` or `static`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Shift each quantized layer's bias by its mean output error on `calib` (as
+    /// `whittle quantize --bias-correction`; weight or static mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calib: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +59,10 @@ pub struct Recipe {
     /// Accuracy budget in percentage points.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_drop: Option<f64>,
+    /// Keep op types in float until the result is not slower than the input (as
+    /// `whittle quantize --no-slower`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_slower: Option<bool>,
 }
 
 impl Recipe {
@@ -68,15 +95,24 @@ impl Recipe {
     }
 
     /// `self` with every setting `flags` has replacing the recipe's.
-    pub fn overridden_by(self, flags: Recipe) -> Recipe {
+    /// `--quantize none` also drops the recipe's quantization settings (mode, bias
+    /// correction, no-slower): they describe a step the flag removed, and keeping them
+    /// would turn "run this recipe without quantizing" into an error.
+    pub fn overridden_by(mut self, flags: Recipe) -> Recipe {
+        if flags.quantize.as_deref() == Some("none") {
+            (self.mode, self.bias_correction, self.no_slower) = (None, None, None);
+        }
         Recipe {
             cleanup: flags.cleanup.or(self.cleanup),
             prune: flags.prune.or(self.prune),
+            reconstruct: flags.reconstruct.or(self.reconstruct),
             quantize: flags.quantize.or(self.quantize),
             mode: flags.mode.or(self.mode),
+            bias_correction: flags.bias_correction.or(self.bias_correction),
             calib: flags.calib.or(self.calib),
             eval: flags.eval.or(self.eval),
             max_drop: flags.max_drop.or(self.max_drop),
+            no_slower: flags.no_slower.or(self.no_slower),
         }
     }
 
@@ -124,5 +160,42 @@ mod tests {
         let r = file.overridden_by(flags);
         assert_eq!(r.prune, Some(0.5));
         assert_eq!(r.quantize.as_deref(), Some("int8"));
+        let file = Recipe {
+            mode: Some("static".into()),
+            bias_correction: Some(true),
+            no_slower: Some(true),
+            ..Default::default()
+        };
+        let none = Recipe {
+            quantize: Some("none".into()),
+            ..Default::default()
+        };
+        let r = file.overridden_by(none);
+        assert_eq!((r.mode, r.bias_correction, r.no_slower), (None, None, None));
+    }
+
+    #[test]
+    fn new_keys_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        let r = Recipe {
+            prune: Some(0.3),
+            reconstruct: Some(true),
+            quantize: Some("int4".into()),
+            bias_correction: Some(true),
+            calib: Some(dir.path().join("c.npz")),
+            no_slower: Some(true),
+            ..Default::default()
+        };
+        r.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for key in [
+            "reconstruct = true",
+            "bias_correction = true",
+            "no_slower = true",
+        ] {
+            assert!(text.contains(key), "{text}");
+        }
+        assert_eq!(Recipe::load(&path).unwrap(), r);
     }
 }

@@ -1,6 +1,7 @@
 //! Whether the compressed model runs slower than the original, per runtime, and why.
 //! A slower result is a finding the table states (with what to do), never one it hides.
 use super::measure::Snapshot;
+use super::stages::NoSlower;
 use whittle_passes::quantize::Mode;
 
 /// Latency ratios above this count as slower (timing noise on a busy machine stays below).
@@ -46,6 +47,42 @@ pub fn speed_verdicts(
             })
         })
         .collect()
+}
+
+/// With `--no-slower`, a slower verdict is explained by what that search measured: on the
+/// runtime it timed, it already chose on the same seeded-input median (the table's separate
+/// timing of a sub-millisecond model can land on the other side of the threshold); on the
+/// other runtime the scheme's hint stays, with a word that the search did not time it.
+pub fn explain_after_no_slower(
+    verdicts: &mut [SpeedVerdict],
+    search: &NoSlower,
+    quantized_layers: usize,
+) {
+    let d = &search.decision;
+    for v in verdicts.iter_mut().filter(|v| v.slower) {
+        v.hint = Some(if quantized_layers == 0 {
+            "--no-slower kept no layer quantized: the graph is the float model after clean-up \
+             (and pruning), so the difference is not quantization's — timing noise or those \
+             steps; re-time with `whittle bench`"
+                .to_string()
+        } else if v.runtime == search.runtime {
+            format!(
+                "--no-slower measured this configuration at {} of the original ({:.3} ms) on \
+                 {} and kept it as the fastest not-slower one; re-time with `whittle bench`",
+                d.chosen
+                    .and_then(|k| d.tries[k].ratio)
+                    .map_or("?".into(), |r| format!("{r:.2}×")),
+                d.float_ms,
+                search.runtime
+            )
+        } else {
+            format!(
+                "{} (--no-slower timed {} only)",
+                v.hint.as_deref().unwrap_or(""),
+                search.runtime
+            )
+        });
+    }
 }
 
 /// Why a compressed model can run slower on `runtime`, and what to do about it.
@@ -106,5 +143,36 @@ mod tests {
         );
         assert_eq!(v.len(), 1, "onnxruntime not timed: no verdict");
         assert!(v[0].hint.as_deref().is_some_and(|h| h.contains("tract")));
+    }
+
+    /// Injected timings (no runtime): on the runtime the search timed, the hint reports its
+    /// measurement; on the other the scheme's hint stays, marked as not timed by it.
+    #[test]
+    fn no_slower_explains_slower_verdicts_per_runtime() {
+        use super::super::super::quantize::no_slower::choose;
+        let decision = choose(10.0, &[], &mut |_| Ok(10.2));
+        let search = NoSlower {
+            runtime: "onnxruntime",
+            decision,
+        };
+        let mut v = speed_verdicts(
+            &snap(Some(10.0), Some(10.0)),
+            &snap(Some(15.0), Some(12.0)),
+            Some(Mode::Static),
+        );
+        explain_after_no_slower(&mut v, &search, 3);
+        let hint = |i: usize| v[i].hint.clone().unwrap_or_default();
+        assert!(hint(0).contains("tract runs") && hint(0).contains("timed onnxruntime only"));
+        assert!(
+            hint(1).contains("measured this configuration at 1.02×"),
+            "{}",
+            hint(1)
+        );
+        explain_after_no_slower(&mut v, &search, 0);
+        assert!(
+            v[0].hint
+                .as_deref()
+                .is_some_and(|h| h.contains("float model"))
+        );
     }
 }
