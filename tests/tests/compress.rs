@@ -4,41 +4,24 @@
 //! byte, the defaults pick the documented scheme, and errors are one line with exit 1.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use whittle_tests::{fixture, repo_root, whittle};
+use whittle_tests::{
+    compress_output, compress_what, eval_accuracy, fixture, repo_root, success_json, whittle,
+};
 
+/// Runs `whittle compress ARGS… --json`: it must succeed and print no progress.
 fn compress_json(args: &[&std::ffi::OsStr]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec!["compress".into()];
-    all.extend(args.iter().map(|a| a.to_os_string()));
-    all.push("--json".into());
-    let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        out.status.success(),
-        "compress failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = compress_output!(args);
+    let report = success_json(&out, &compress_what(args));
     assert!(
         out.stderr.is_empty() || !String::from_utf8_lossy(&out.stderr).contains("compress:"),
         "--json hides progress"
     );
-    serde_json::from_slice(&out.stdout).expect("compress --json prints JSON")
+    report
 }
 
 /// Accuracy of `model` on the digits test set, as `whittle eval` reports it.
-fn eval_accuracy(model: &Path) -> f64 {
-    let out = whittle!(
-        "eval",
-        model,
-        "--data",
-        fixture("digits_test.npz"),
-        "--json"
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["report"]["accuracy"].as_f64().unwrap()
+fn digits_accuracy(model: &Path) -> f64 {
+    eval_accuracy!(model, &fixture("digits_test.npz"))
 }
 
 fn tmp() -> tempfile::TempDir {
@@ -73,9 +56,9 @@ fn table_numbers_match_independent_measurements() {
     );
     assert_eq!(
         r["before"]["accuracy"].as_f64(),
-        Some(eval_accuracy(&model))
+        Some(digits_accuracy(&model))
     );
-    assert_eq!(r["after"]["accuracy"].as_f64(), Some(eval_accuracy(&out)));
+    assert_eq!(r["after"]["accuracy"].as_f64(), Some(digits_accuracy(&out)));
     let inspect = whittle!("inspect", &out, "--json");
     assert!(inspect.status.success());
     let i: Value = serde_json::from_slice(&inspect.stdout).unwrap();
@@ -151,7 +134,7 @@ fn accuracy_budget_falls_back_layer_by_layer() {
         kept[0], fb["sensitivity"][0]["node"],
         "the most sensitive goes first"
     );
-    let after = eval_accuracy(&out);
+    let after = digits_accuracy(&out);
     assert_eq!(r["after"]["accuracy"].as_f64(), Some(after));
     assert!((before - after) * 100.0 <= budget, "{before} -> {after}");
     assert!(r["quantized_layers"].as_u64().unwrap() > 0);
@@ -367,7 +350,7 @@ fn fp16_and_dynamic_outputs_are_drop_in() {
             args.push(m.as_ref());
         }
         let r = compress_json(&args);
-        assert_eq!(r["after"]["accuracy"].as_f64(), Some(eval_accuracy(&out)));
+        assert_eq!(r["after"]["accuracy"].as_f64(), Some(digits_accuracy(&out)));
         assert_eq!(r["after"]["file_bytes"].as_u64(), Some(size(&out)));
     }
 }

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use whittle_tests::{repo_root, venv_python};
+use whittle_tests::{compress_json, repo_root, venv_python};
 
 fn corpus(rel: &str) -> PathBuf {
     let p = repo_root().join("corpus").join(rel);
@@ -19,17 +19,9 @@ fn corpus(rel: &str) -> PathBuf {
     p
 }
 
+/// `whittle compress ARGS… --json`, which must succeed; returns the report.
 fn compress(args: &[OsString]) -> Value {
-    let mut all: Vec<OsString> = vec!["compress".into()];
-    all.extend(args.iter().cloned());
-    all.push("--json".into());
-    let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        out.status.success(),
-        "compress {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("compress --json prints JSON")
+    compress_json!(args)
 }
 
 /// `n` uniform [0, 1) samples of `shape` for input `name`, written by numpy.

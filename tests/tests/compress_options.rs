@@ -4,20 +4,7 @@
 //! without, on the digits fixture), and their one-line errors.
 use serde_json::Value;
 use std::ffi::OsStr;
-use whittle_tests::fixture;
-
-fn compress_json(args: &[&OsStr]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec!["compress".into()];
-    all.extend(args.iter().map(|a| a.to_os_string()));
-    all.push("--json".into());
-    let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        out.status.success(),
-        "compress failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("compress --json prints JSON")
-}
+use whittle_tests::{compress_json, fixture};
 
 /// Accuracy after compressing digits with `flags` (plus -o, --calib and --eval).
 fn after_accuracy(flags: &[&str]) -> (f64, Value) {
@@ -38,7 +25,7 @@ fn after_accuracy(flags: &[&str]) -> (f64, Value) {
         eval.as_os_str(),
     ];
     args.extend(flags.iter().map(OsStr::new));
-    let r = compress_json(&args);
+    let r = compress_json!(&args);
     (r["after"]["accuracy"].as_f64().unwrap(), r)
 }
 
@@ -47,7 +34,7 @@ fn no_slower_reports_what_it_kept_consistently() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ns.onnx");
     let model = fixture("digits_cnn.onnx");
-    let r = compress_json(&[
+    let r = compress_json!(&[
         model.as_os_str(),
         "-o".as_ref(),
         out.as_os_str(),

@@ -3,7 +3,7 @@
 //! corpus models. The per-model node counts go to `target/optimize-corpus.txt`.
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use whittle_tests::{fixture, python_json, repo_root, venv_python, whittle};
+use whittle_tests::{fixture, python_json, repo_root, success_json, venv_python, whittle};
 
 fn optimize(input: &Path, output: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args: Vec<OsString> = vec![
@@ -16,13 +16,7 @@ fn optimize(input: &Path, output: &Path, extra: &[&str]) -> serde_json::Value {
     ];
     args.extend(extra.iter().map(OsString::from));
     let out = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &args);
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        input.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
+    success_json(&out, &input.display().to_string())
 }
 
 fn nodes(report: &serde_json::Value) -> (u64, u64) {

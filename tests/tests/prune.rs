@@ -8,39 +8,15 @@
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use whittle_ir::Model;
-use whittle_tests::{fixture, python_json, repo_root, whittle};
+use whittle_tests::{fixture, prune_json, python_json, repo_root, success_stdout, whittle};
 
 fn data(name: &str) -> PathBuf {
     repo_root().join("tests/data/prune").join(name)
 }
 
+/// `whittle prune MODEL --explain`.
 fn explain(model: &Path) -> String {
-    let out = whittle!("prune", model, "--explain");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs `whittle prune MODEL -o OUT --json ARGS…`; returns the report.
-fn prune(model: &Path, out: &Path, args: &[&str]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec![
-        "prune".into(),
-        model.into(),
-        "-o".into(),
-        out.into(),
-        "--json".into(),
-    ];
-    all.extend(args.iter().map(Into::into));
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        res.status.success(),
-        "prune {args:?}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).expect("prune --json prints JSON")
+    success_stdout(&whittle!("prune", model, "--explain"))
 }
 
 /// Removed channel indices per group, keyed by the group's producers.
@@ -127,13 +103,13 @@ fn depthwise_and_split_explain_snapshots() {
 fn bn_scale_removes_bn2_tiny_channels_first() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.onnx");
-    let one = prune(
+    let one = prune_json!(
         &fixture("digits_cnn.onnx"),
         &out,
         &["--criterion", "bn-scale", "--ratio", "0.0625"],
     );
     assert_eq!(removed(&one)[0], ("conv1,conv2".into(), vec![3]));
-    let two = prune(
+    let two = prune_json!(
         &fixture("digits_cnn.onnx"),
         &out,
         &["--criterion", "bn-scale", "--ratio", "0.125"],
@@ -145,7 +121,7 @@ fn bn_scale_removes_bn2_tiny_channels_first() {
 fn pruned_digits_runs_in_onnxruntime_with_smaller_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.onnx");
-    let r = prune(
+    let r = prune_json!(
         &fixture("digits_cnn.onnx"),
         &out,
         &["--criterion", "bn-scale", "--ratio", "0.25"],
@@ -173,7 +149,7 @@ fn digits_accuracy_before_after() {
     for ratio in ["0.25", "0.5"] {
         for criterion in ["bn-scale", "l1"] {
             let out = dir.path().join(format!("{criterion}-{ratio}.onnx"));
-            let r = prune(
+            let r = prune_json!(
                 &fixture("digits_cnn.onnx"),
                 &out,
                 &["--criterion", criterion, "--ratio", ratio],
@@ -201,7 +177,7 @@ fn digits_accuracy_before_after() {
 fn zero_case(name: &str, ratio: &str, expect: &[(&str, &[u64])]) -> PathBuf {
     let dir = tempfile::tempdir().unwrap().keep();
     let out = dir.join(name);
-    let r = prune(&data(name), &out, &["--criterion", "l1", "--ratio", ratio]);
+    let r = prune_json!(&data(name), &out, &["--criterion", "l1", "--ratio", ratio]);
     let got = removed(&r);
     for (who, idx) in expect {
         let g = got
@@ -292,7 +268,7 @@ fn zero_channels_through_split_and_slice_prune_exactly() {
 fn blocked_groups_are_skipped_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("u.onnx");
-    let r = prune(&data("unknown_op.onnx"), &out, &["--ratio", "0.5"]);
+    let r = prune_json!(&data("unknown_op.onnx"), &out, &["--ratio", "0.5"]);
     let groups = r["groups"].as_array().unwrap();
     let skipped =
         |who: &str| groups.iter().find(|g| g["producers"][0] == who).unwrap()["skipped"].clone();
@@ -305,7 +281,7 @@ fn blocked_groups_are_skipped_with_the_reason() {
     assert_eq!(skipped("conv4"), Value::Null);
     assert_eq!(dims(&out, "conv1.weight"), vec![8, 3, 3, 3]);
     assert_eq!(dims(&out, "conv3.weight"), vec![4, 3, 3, 3]);
-    let dw = prune(&data("depthwise_zero.onnx"), &out, &["--ratio", "0.5"]);
+    let dw = prune_json!(&data("depthwise_zero.onnx"), &out, &["--ratio", "0.5"]);
     let project = dw["groups"]
         .as_array()
         .unwrap()
@@ -323,7 +299,7 @@ fn global_ratio_ranks_channels_across_groups() {
     // 15 prunable channels, the 4 exactly-zero ones rank lowest wherever they are.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("g.onnx");
-    let r = prune(
+    let r = prune_json!(
         &data("concat_zero.onnx"),
         &out,
         &["--criterion", "l1", "--global", "0.3"],
@@ -339,7 +315,7 @@ fn target_macs_finds_the_smallest_ratio() {
     // digits at batch 1: 16 channels → 159232 MACs; 13 → 106912; 12 → 91776.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("t.onnx");
-    let r = prune(
+    let r = prune_json!(
         &fixture("digits_cnn.onnx"),
         &out,
         &["--criterion", "bn-scale", "--target-macs", "100000"],
@@ -363,7 +339,7 @@ fn activation_criterion_reads_calibration_statistics() {
     let out = dir.path().join("a.onnx");
     let calib = fixture("digits_calib.npz");
     let calib = calib.to_str().unwrap();
-    let r = prune(
+    let r = prune_json!(
         &fixture("digits_cnn.onnx"),
         &out,
         &[
@@ -395,7 +371,7 @@ fn activation_criterion_reads_calibration_statistics() {
 fn protect_and_errors() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.onnx");
-    let r = prune(
+    let r = prune_json!(
         &data("chain_zero.onnx"),
         &out,
         &["--ratio", "0.5", "--protect", "bn2"],

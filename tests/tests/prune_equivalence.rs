@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::path::{Path, PathBuf};
 use whittle_ir::{DataType, Model, SaveOptions};
 use whittle_passes::prune::{Criterion, PruneOptions, Role, analyse_model, plan};
-use whittle_tests::{fixture, python_json, repo_root};
+use whittle_tests::{corpus_or_skip, fixture, python_json, repo_root};
 
 /// The original with the consumer slices of the channels `whittle prune` removes set to 0.
 fn zero_consumers(model: &Model, options: &PruneOptions) -> Model {
@@ -150,14 +150,9 @@ fn test_models_pruned_equal_original_with_consumer_slices_zeroed() {
 
 #[test]
 fn yolo_style_detector_pruned_equals_original_with_consumer_slices_zeroed() {
-    let model = repo_root().join("corpus/nudenet/320n.onnx");
-    if !model.exists() {
-        eprintln!(
-            "skipped: {} is not fetched (scripts/fetch-corpus.sh)",
-            model.display()
-        );
+    let Some(model) = corpus_or_skip("nudenet/320n.onnx") else {
         return;
-    }
+    };
     let args = ["--ratio", "0.3", "--shape", "images=1x3x320x320"];
     check(
         &model,

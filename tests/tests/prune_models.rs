@@ -16,41 +16,13 @@
 //! `tests/data/prune/arch_models.json`).
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use whittle_tests::{repo_root, whittle};
+use whittle_tests::{
+    assert_outputs_match, assert_runs, corpus_or_skip, prune_group_counts, prune_json, repo_root,
+    success_stdout, whittle,
+};
 
 fn data(name: &str) -> PathBuf {
     repo_root().join("tests/data/prune").join(name)
-}
-
-/// Runs `whittle prune MODEL -o OUT --json ARGS…`; returns the report.
-fn prune(model: &Path, out: &Path, args: &[&str]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec![
-        "prune".into(),
-        model.into(),
-        "-o".into(),
-        out.into(),
-        "--json".into(),
-    ];
-    all.extend(args.iter().map(Into::into));
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        res.status.success(),
-        "prune {} {args:?}: {}",
-        model.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).expect("prune --json prints JSON")
-}
-
-/// (pruned, skipped) group counts of a prune report.
-fn group_counts(report: &Value) -> (usize, usize) {
-    let groups = report["groups"].as_array().expect("groups");
-    let pruned = groups
-        .iter()
-        .filter(|g| g["removed"].as_array().is_some_and(|r| !r.is_empty()))
-        .count();
-    let skipped = groups.iter().filter(|g| !g["skipped"].is_null()).count();
-    (pruned, skipped)
 }
 
 fn params(report: &Value) -> (u64, u64) {
@@ -58,67 +30,12 @@ fn params(report: &Value) -> (u64, u64) {
     (get("before"), get("after"))
 }
 
-/// `whittle compare REF CAND --runtime RT` within `atol` (rtol 0) on 3 seeded samples.
-fn assert_same_outputs(reference: &Path, candidate: &Path, runtime: &str, atol: &str) {
-    let res = whittle!(
-        "compare",
-        reference,
-        candidate,
-        "--runtime",
-        runtime,
-        "--atol",
-        atol,
-        "--rtol",
-        "0",
-        "--samples",
-        "3",
-        "--json"
-    );
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(
-        res.status.success(),
-        "{} vs {} on {runtime}: {stdout}{}",
-        reference.display(),
-        candidate.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let v: Value = serde_json::from_str(&stdout).expect("compare --json prints JSON");
-    for o in v["report"]["outputs"].as_array().expect("outputs") {
-        eprintln!(
-            "{} {runtime} {}: max_abs {}",
-            candidate.display(),
-            o["output"],
-            o["metrics"]["max_abs"]
-        );
-    }
-}
-
-/// The model loads and runs in `runtime` (shapes fixed by `shape` when given).
-fn assert_runs(model: &Path, runtime: &str, shape: Option<&str>) {
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "run".into(),
-        model.into(),
-        "--runtime".into(),
-        runtime.into(),
-    ];
-    if let Some(s) = shape {
-        args.extend(["--shape".into(), s.into()]);
-    }
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &args);
-    assert!(
-        res.status.success(),
-        "{} does not run in {runtime}: {}",
-        model.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-}
-
 /// Prunes a zero-channel model by l1 at 0.25 and checks that exactly the zero channels of
 /// every prunable group went (the counts the generator recorded), then the outputs.
 fn zero_case(name: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(name);
-    let r = prune(&data(name), &out, &["--criterion", "l1", "--ratio", "0.25"]);
+    let r = prune_json!(&data(name), &out, &["--criterion", "l1", "--ratio", "0.25"]);
     let meta: Value = serde_json::from_str(
         &std::fs::read_to_string(data("arch_models.json")).expect("arch_models.json"),
     )
@@ -137,10 +54,10 @@ fn zero_case(name: &str) -> Value {
         .filter_map(Value::as_u64)
         .map(|c| c / 4)
         .sum();
-    assert_eq!(group_counts(&r).0, groups.len(), "{name}: {r}");
+    assert_eq!(prune_group_counts(&r).0, groups.len(), "{name}: {r}");
     assert_eq!(removed, zero, "{name}");
     for runtime in ["onnxruntime", "tract"] {
-        assert_same_outputs(&data(name), &out, runtime, "1e-5");
+        assert_outputs_match!(&data(name), &out, runtime, None, "1e-5");
     }
     r
 }
@@ -149,7 +66,7 @@ fn zero_case(name: &str) -> Value {
 fn resnet_with_zero_channels_prunes_exactly() {
     let r = zero_case("resnet_zero.onnx");
     // 8 groups: 3 residual stages (stem + conv2s + downsamples) and 5 inner conv1s.
-    assert_eq!(group_counts(&r), (8, 1));
+    assert_eq!(prune_group_counts(&r), (8, 1));
 }
 
 #[test]
@@ -157,7 +74,7 @@ fn mobilenetv2_with_zero_channels_prunes_exactly() {
     let r = zero_case("mobilenetv2_zero.onnx");
     // Stem (+ the first depthwise), 4 expand groups (+ their depthwise), 2 residual
     // project groups, the t=1 project and the last conv; the classifier is an output.
-    assert_eq!(group_counts(&r), (9, 1));
+    assert_eq!(prune_group_counts(&r), (9, 1));
 }
 
 #[test]
@@ -165,7 +82,7 @@ fn yolo_like_with_zero_channels_prunes_exactly_through_c2f_splits() {
     // model.2 and model.4 read one Split sizes initializer but have different zero
     // channels: exact only because their halves are separate groups (19, not 17).
     let r = zero_case("yolo_zero.onnx");
-    assert_eq!(group_counts(&r), (19, 2));
+    assert_eq!(prune_group_counts(&r), (19, 2));
 }
 
 #[test]
@@ -176,7 +93,7 @@ fn splits_sharing_a_sizes_tensor_prune_independently() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("yolo_global.onnx");
     let model = data("yolo_zero.onnx");
-    let r = prune(&model, &out, &["--criterion", "l1", "--global", "0.1"]);
+    let r = prune_json!(&model, &out, &["--criterion", "l1", "--global", "0.1"]);
     let changes = r["tensor_changes"].as_array().expect("tensor_changes");
     let own = "/model/2/Split: Split sizes onnx::Split_138 (shared) -> own copy \
                onnx::Split_138_/model/2/Split_output_0 [6, 6]";
@@ -188,7 +105,7 @@ fn splits_sharing_a_sizes_tensor_prune_independently() {
         "{r}"
     );
     for runtime in ["onnxruntime", "tract"] {
-        assert_same_outputs(&model, &out, runtime, "1e-5");
+        assert_outputs_match!(&model, &out, runtime, None, "1e-5");
     }
 }
 
@@ -196,7 +113,7 @@ fn splits_sharing_a_sizes_tensor_prune_independently() {
 fn equal_split_without_sizes_ties_its_halves() {
     // No sizes to rewrite: both halves lose the same index, so they stay equal.
     let r = zero_case("split_equal_zero.onnx");
-    assert_eq!(group_counts(&r), (2, 1));
+    assert_eq!(prune_group_counts(&r), (2, 1));
     assert_eq!(r["groups"][0]["removed"], serde_json::json!([1]));
     assert!(
         r["tensor_changes"]
@@ -212,7 +129,7 @@ fn equal_split_without_sizes_ties_its_halves() {
 fn split_attribute_and_slices_inside_one_conv_prune_exactly() {
     // Opset 11: the Split's sizes are its `split` attribute; two Slices cut conv_d.
     let r = zero_case("slices_zero.onnx");
-    assert_eq!(group_counts(&r), (5, 1));
+    assert_eq!(prune_group_counts(&r), (5, 1));
     let changes = r["tensor_changes"].as_array().expect("tensor_changes");
     for change in [
         "/Split: split -> [3, 6]",
@@ -227,18 +144,18 @@ fn split_attribute_and_slices_inside_one_conv_prune_exactly() {
 fn ratio_case(model: &Path, shape: Option<&str>, params_after: u64, groups: (usize, usize)) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pruned.onnx");
-    let r = prune(model, &out, &["--ratio", "0.3"]);
+    let r = prune_json!(model, &out, &["--ratio", "0.3"]);
     let (before, after) = params(&r);
     eprintln!(
         "{}: parameters {before} -> {after}, groups (pruned, skipped) {:?}",
         model.display(),
-        group_counts(&r)
+        prune_group_counts(&r)
     );
     assert_eq!(after, params_after, "{}", model.display());
     assert!(after < before);
-    assert_eq!(group_counts(&r), groups, "{}", model.display());
+    assert_eq!(prune_group_counts(&r), groups, "{}", model.display());
     for runtime in ["onnxruntime", "tract"] {
-        assert_runs(&out, runtime, shape);
+        assert_runs!(&out, runtime, shape);
     }
 }
 
@@ -252,14 +169,9 @@ fn resnet_and_mobilenetv2_shrink_at_ratio_0_3_and_run() {
 
 #[test]
 fn yolov8n_detector_shrinks_at_ratio_0_3_and_runs() {
-    let model = repo_root().join("corpus/nudenet/320n.onnx");
-    if !model.exists() {
-        eprintln!(
-            "skipped: {} is not fetched (scripts/fetch-corpus.sh)",
-            model.display()
-        );
+    let Some(model) = corpus_or_skip("nudenet/320n.onnx") else {
         return;
-    }
+    };
     // 3009250 parameters. Before the C2f Split support: 39 of 64 groups prunable; now the
     // Split halves are groups of their own — 66 groups: the C2f blocks sharing a sizes
     // tensor (model.4/15, model.6/12/18, model.8/21) are no longer tied (58 before) — and
@@ -271,13 +183,7 @@ fn yolov8n_detector_shrinks_at_ratio_0_3_and_runs() {
 
 /// `whittle prune MODEL --explain`.
 fn explain(model: &Path) -> String {
-    let res = whittle!("prune", model, "--explain");
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    String::from_utf8_lossy(&res.stdout).into_owned()
+    success_stdout(&whittle!("prune", model, "--explain"))
 }
 
 #[test]
@@ -313,11 +219,9 @@ fn explain_lists_split_sizes_split_attributes_and_slice_bounds() {
 
 #[test]
 fn yolov8n_c2f_blocks_sharing_split_sizes_are_separate_groups() {
-    let model = repo_root().join("corpus/nudenet/320n.onnx");
-    if !model.exists() {
-        eprintln!("skipped: {} is not fetched", model.display());
+    let Some(model) = corpus_or_skip("nudenet/320n.onnx") else {
         return;
-    }
+    };
     let text = explain(&model);
     let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("group ")).collect();
     assert_eq!(headers.len(), 66, "{text}");

@@ -9,78 +9,11 @@
 //! det and cls prune at --ratio 0.3 and run in both runtimes, and the clean-up alone
 //! (`--ratio 0`) computes bit-identical outputs.
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use whittle_tests::{repo_root, whittle};
-
-/// Runs `whittle prune MODEL -o OUT --json ARGS…`; returns the report.
-fn prune(model: &Path, out: &Path, args: &[&str]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec![
-        "prune".into(),
-        model.into(),
-        "-o".into(),
-        out.into(),
-        "--json".into(),
-    ];
-    all.extend(args.iter().map(Into::into));
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        res.status.success(),
-        "prune {} {args:?}: {}",
-        model.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).expect("prune --json prints JSON")
-}
-
-/// `whittle compare REF CAND` within `atol` (rtol 0) on 3 seeded samples of `shape`.
-fn assert_same(reference: &Path, candidate: &Path, runtime: &str, shape: &str, atol: &str) {
-    let res = whittle!(
-        "compare",
-        reference,
-        candidate,
-        "--runtime",
-        runtime,
-        "--shape",
-        shape,
-        "--atol",
-        atol,
-        "--rtol",
-        "0",
-        "--samples",
-        "3"
-    );
-    assert!(
-        res.status.success(),
-        "{} vs {} on {runtime}: {}{}",
-        reference.display(),
-        candidate.display(),
-        String::from_utf8_lossy(&res.stdout),
-        String::from_utf8_lossy(&res.stderr)
-    );
-}
-
-fn assert_runs(model: &Path, runtime: &str, shape: &str) {
-    let res = whittle!("run", model, "--runtime", runtime, "--shape", shape);
-    assert!(
-        res.status.success(),
-        "{} does not run in {runtime}: {}",
-        model.display(),
-        String::from_utf8_lossy(&res.stderr)
-    );
-}
-
-/// (pruned, skipped) group counts.
-fn group_counts(r: &Value) -> (usize, usize) {
-    let groups = r["groups"].as_array().expect("groups");
-    let pruned = groups
-        .iter()
-        .filter(|g| g["removed"].as_array().is_some_and(|r| !r.is_empty()))
-        .count();
-    (
-        pruned,
-        groups.iter().filter(|g| !g["skipped"].is_null()).count(),
-    )
-}
+use std::path::PathBuf;
+use whittle_tests::{
+    assert_outputs_match, assert_runs, corpus_or_skip, prune_group_counts, prune_json, repo_root,
+    whittle,
+};
 
 #[test]
 fn constant_node_weights_are_cleaned_up_then_pruned_exactly() {
@@ -88,7 +21,7 @@ fn constant_node_weights_are_cleaned_up_then_pruned_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("paddle.onnx");
     let shape = "x=1x3x16x16";
-    let r = prune(
+    let r = prune_json!(
         &model,
         &out,
         &["--criterion", "l1", "--ratio", "0.25", "--shape", shape],
@@ -122,7 +55,7 @@ fn constant_node_weights_are_cleaned_up_then_pruned_exactly() {
     assert_eq!(r["before"]["parameters"], 1485);
     assert_eq!(r["after"]["parameters"], 915);
     for runtime in ["onnxruntime", "tract"] {
-        assert_same(&model, &out, runtime, shape, "1e-5");
+        assert_outputs_match!(&model, &out, runtime, Some(shape), "1e-5");
     }
     let explain = whittle!("prune", &model, "--explain");
     let stderr = String::from_utf8_lossy(&explain.stderr);
@@ -139,20 +72,12 @@ fn models_without_constant_nodes_are_not_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("resnet.onnx");
     let model = repo_root().join("tests/data/prune/resnet.onnx");
-    let r = prune(&model, &out, &["--ratio", "0.3"]);
+    let r = prune_json!(&model, &out, &["--ratio", "0.3"]);
     assert!(r.get("prepared").is_none(), "{r}");
 }
 
 fn corpus(name: &str) -> Option<PathBuf> {
-    let p = repo_root().join("corpus/rapidocr-onnxruntime").join(name);
-    if !p.exists() {
-        eprintln!(
-            "skipped: {} is not fetched (scripts/fetch-corpus.sh)",
-            p.display()
-        );
-        return None;
-    }
-    Some(p)
+    corpus_or_skip(&format!("rapidocr-onnxruntime/{name}"))
 }
 
 /// Prunes at 0.3 (checks parameters and groups, runs in both runtimes), and checks that
@@ -163,31 +88,31 @@ fn pp_ocr_case(name: &str, shape: &str, params: (u64, u64), groups: (usize, usiz
     };
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pruned.onnx");
-    let r = prune(&model, &out, &["--ratio", "0.3", "--shape", shape]);
+    let r = prune_json!(&model, &out, &["--ratio", "0.3", "--shape", shape]);
     eprintln!(
         "{name}: parameters {} -> {}, MACs {} -> {}, groups (pruned, skipped) {:?}",
         r["before"]["parameters"],
         r["after"]["parameters"],
         r["before"]["macs"],
         r["after"]["macs"],
-        group_counts(&r)
+        prune_group_counts(&r)
     );
     assert_eq!(r["before"]["parameters"].as_u64(), Some(params.0));
     assert_eq!(r["after"]["parameters"].as_u64(), Some(params.1));
-    assert_eq!(group_counts(&r), groups);
+    assert_eq!(prune_group_counts(&r), groups);
     assert!(
         r["prepared"]["passes"][0]["changes"].as_u64() > Some(300),
         "{r}"
     );
     for runtime in ["onnxruntime", "tract"] {
-        assert_runs(&out, runtime, shape);
+        assert_runs!(&out, runtime, Some(shape));
     }
     let clean = dir.path().join("clean.onnx");
-    let r0 = prune(&model, &clean, &["--ratio", "0"]);
+    let r0 = prune_json!(&model, &clean, &["--ratio", "0"]);
     // Folding the bias Reshapes drops their int64 shape constants, nothing else.
     let kept = r0["after"]["parameters"].as_u64().expect("parameters");
     assert!(kept <= params.0 && kept + 100 > params.0, "{r0}");
-    assert_same(&model, &clean, "onnxruntime", shape, "0");
+    assert_outputs_match!(&model, &clean, "onnxruntime", Some(shape), "0");
 }
 
 #[test]

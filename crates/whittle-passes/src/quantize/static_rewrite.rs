@@ -6,7 +6,7 @@
 //! `input scale × weight scale` with zero point 0 (the form onnxruntime's QDQ fusions take);
 //! names of existing values never change, except that readers move to the DQ outputs.
 use super::calib;
-use super::needs::{self, Need};
+use super::needs;
 use super::report::{QuantizeReport, Status};
 use super::scheme::{self, Params, QuantType};
 use super::static_qdq::{self, Source};
@@ -35,14 +35,15 @@ pub fn run(
     report: &mut QuantizeReport,
 ) -> Result<(), PassError> {
     let first = static_qdq::plan(model, opts, macs);
-    let mut need = Need::default();
+    let mut need = super::static_weights::subgraph_need(model, opts);
+    let in_bodies = need.opset > 0;
     need.add((10, "QuantizeLinear".into()));
     for p in first.nodes.iter().filter_map(|p| p.as_ref().ok()) {
         if let Some(c) = &p.weight {
             need.add(needs::dq_opset(c.layout, opts.weight_type, c.weight_dtype));
         }
     }
-    if first.nodes.iter().any(|p| p.is_ok()) {
+    if in_bodies || first.nodes.iter().any(|p| p.is_ok()) {
         needs::ensure_opset(model, &need, report)?;
     }
     let plan = static_qdq::plan(model, opts, macs);
@@ -144,7 +145,7 @@ pub fn run(
         ));
     }
     edit.apply(g, &cx, &folded, &plan.folds);
-    Ok(())
+    super::static_weights::subgraph_weights(model, opts, macs, report)
 }
 
 /// The rewrites, collected before any is applied.

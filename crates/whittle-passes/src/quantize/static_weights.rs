@@ -1,18 +1,67 @@
 //! DQ of the constants of a statically quantized node: its weight (per channel by default),
 //! its bias as int32 with scale `input scale × weight scale` and zero point 0, and float
-//! constant inputs of Add/Mul/Concat (per tensor, with their own range).
-use super::QuantizeOptions;
+//! constant inputs of Add/Mul/Concat (per tensor, with their own range); and the weights of
+//! nodes inside If/Loop/Scan bodies, which get the weight-mode rewrite
+//! ([`super::weight_mode`], same weight type, layout and symmetry) because values inside
+//! a body cannot be made graph outputs, so their activations cannot be calibrated.
+use super::needs::Need;
+use super::options::Format;
+use super::report::QuantizeReport;
 use super::scheme::{self, Params};
 use super::static_qdq::Planned;
 use super::static_rewrite::{Edit, node};
+use super::weight_mode::{self, Graphs};
 use super::weight_mode::{dq_node, weight_values};
 use super::weights::{self, Layout};
+use super::{MacTable, QuantizeOptions};
+use crate::PassError;
 use crate::cleanup::attrs::int_attribute;
 use crate::cleanup::scope;
 use bytes::Bytes;
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
-use whittle_ir::{DataType, Graph, Node, Tensor};
+use whittle_ir::{DataType, Graph, Model, Node, Tensor};
+
+/// What the report says of every node quantized inside a subgraph.
+pub const SUBGRAPH_NOTE: &str =
+    "inside a subgraph: weights only (activations there cannot be calibrated)";
+
+/// Subgraph bodies always get `DequantizeLinear` weights, whatever the main graph's format.
+fn body_options(opts: &QuantizeOptions) -> QuantizeOptions {
+    QuantizeOptions {
+        format: Format::Qdq,
+        ..opts.clone()
+    }
+}
+
+/// The opset the weights inside subgraphs need (opset 0 when there are none).
+pub(super) fn subgraph_need(model: &Model, opts: &QuantizeOptions) -> Need {
+    weight_mode::need_in(model, &body_options(opts), Graphs::SubgraphsOnly)
+}
+
+/// The weight-mode rewrite of every subgraph; its entries say why they are weights only.
+pub(super) fn subgraph_weights(
+    model: &mut Model,
+    opts: &QuantizeOptions,
+    macs: &MacTable,
+    report: &mut QuantizeReport,
+) -> Result<(), PassError> {
+    let first = report.nodes.len();
+    weight_mode::rewrite_graphs(
+        model,
+        &body_options(opts),
+        macs,
+        Graphs::SubgraphsOnly,
+        report,
+    )?;
+    for e in &mut report.nodes[first..] {
+        if e.status == super::Status::Quantized {
+            e.form = e.form.take().map(|f| format!("{f}; {SUBGRAPH_NOTE}"));
+            e.reason = Some(SUBGRAPH_NOTE.into());
+        }
+    }
+    Ok(())
+}
 
 /// DQ of the node's weight, bias and constant inputs.
 pub(super) fn node_constants(

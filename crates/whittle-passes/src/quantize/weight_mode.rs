@@ -20,10 +20,33 @@ use std::collections::{HashMap, HashSet};
 use whittle_ir::proto::NodeProto;
 use whittle_ir::{DataType, Graph, Model, Node, Tensor};
 
+/// Which graphs a weight rewrite visits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Graphs {
+    /// The main graph and every subgraph (`--mode weight`).
+    All,
+    /// Only the bodies of If/Loop/Scan (static mode, whose main graph gets QDQ instead).
+    SubgraphsOnly,
+}
+
+impl Graphs {
+    fn visits(self, path: &str) -> bool {
+        self == Graphs::All || !path.is_empty()
+    }
+}
+
 /// The ai.onnx opset the candidates of `model` need in this mode.
 pub fn need(model: &Model, opts: &QuantizeOptions) -> Need {
+    need_in(model, opts, Graphs::All)
+}
+
+/// The ai.onnx opset the candidates of the graphs `which` selects need.
+pub(super) fn need_in(model: &Model, opts: &QuantizeOptions, which: Graphs) -> Need {
     let mut need = Need::default();
-    GraphWalk::new(model).visit(&model.graph, &mut |g, cx, _| {
+    GraphWalk::new(model).visit(&model.graph, &mut |g, cx, path| {
+        if !which.visits(path) {
+            return;
+        }
         for (ix, _) in g.nodes() {
             if let Some(Ok(c)) = candidates::examine(g, &cx, ix, String::new(), opts, WEIGHT_OPS) {
                 if opts.format == Format::OrtNbits {
@@ -44,10 +67,25 @@ pub fn run(
     report: &mut QuantizeReport,
 ) -> Result<(), PassError> {
     needs::ensure_opset(model, &need(model, opts), report)?;
+    rewrite_graphs(model, opts, macs, Graphs::All, report)
+}
+
+/// The weight rewrite of the graphs `which` selects (the opset must already be high
+/// enough: see [`need_in`]).
+pub(super) fn rewrite_graphs(
+    model: &mut Model,
+    opts: &QuantizeOptions,
+    macs: &MacTable,
+    which: Graphs,
+    report: &mut QuantizeReport,
+) -> Result<(), PassError> {
     let mut walk = GraphWalk::new(model);
     let mut uses_nbits = false;
     let mut graph = std::mem::take(&mut model.graph);
     let result = walk.visit_mut(&mut graph, &mut |g, cx, path, taken| {
+        if !which.visits(path) {
+            return Ok(());
+        }
         let mut found = Vec::new();
         for (pos, (ix, n)) in g.nodes().enumerate() {
             let label = candidates::node_label(path, n, pos);
