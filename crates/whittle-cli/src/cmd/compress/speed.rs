@@ -98,7 +98,7 @@ fn slower_hint(runtime: &str, mode: Option<Mode>) -> &'static str {
         }
         (_, Some(Mode::Static)) => {
             "on small layers the quantize/dequantize steps cost more than the integer kernels \
-             save; `whittle quantize --check-speed` times the choice"
+             save; --no-slower keeps in float the op types that do not gain"
         }
         (_, Some(Mode::Dynamic)) => {
             "dynamic quantization adds a quantize step per layer at run time; try --calib \
