@@ -83,14 +83,9 @@ pub fn quantize(
         ..Default::default()
     };
     let before = tensor_bytes(model);
-    if opts.mode != Mode::Fp16
-        && candidates::has_constant_node_weights(&model.graph, candidates::WEIGHT_OPS)
-    {
-        let mut cx = PassContext::default();
-        let r = crate::cleanup::constants::ConstantsToInitializers.run(model, &mut cx)?;
+    if let Some(n) = weights_to_initializers(model, opts)? {
         report.notes.push(format!(
-            "turned {} Constant nodes into initializers first (weights are read from initializers)",
-            r.changes.len()
+            "turned {n} Constant nodes into initializers first (weights are read from initializers)"
         ));
     }
     if opts.bias_correction {
@@ -142,11 +137,33 @@ pub fn calibration_targets(model: &Model, opts: &QuantizeOptions) -> Vec<String>
 
 /// The layer inputs whose per-channel means `--bias-correction` needs (empty without it).
 pub fn mean_targets(model: &Model, opts: &QuantizeOptions) -> Vec<bias_correct::MeanTarget> {
-    if opts.bias_correction {
-        bias_correct::targets(model, opts)
-    } else {
-        Vec::new()
+    if !opts.bias_correction {
+        return Vec::new();
     }
+    // The layers as `quantize` will see them: weights in Constant nodes (Paddle exports)
+    // become initializers first. Value names do not change, so the targets name values of
+    // `model` itself.
+    let mut converted = model.clone();
+    match weights_to_initializers(&mut converted, opts) {
+        Ok(Some(_)) => bias_correct::targets(&converted, opts),
+        _ => bias_correct::targets(model, opts),
+    }
+}
+
+/// Turns Constant nodes into initializers when weights sit in them (every mode but fp16
+/// reads weights from initializers); the count converted, or `None` when nothing needed it.
+fn weights_to_initializers(
+    model: &mut Model,
+    opts: &QuantizeOptions,
+) -> Result<Option<usize>, PassError> {
+    if opts.mode == Mode::Fp16
+        || !candidates::has_constant_node_weights(&model.graph, candidates::WEIGHT_OPS)
+    {
+        return Ok(None);
+    }
+    let mut cx = PassContext::default();
+    let r = crate::cleanup::constants::ConstantsToInitializers.run(model, &mut cx)?;
+    Ok(Some(r.changes.len()))
 }
 
 /// Bytes of all tensor data (initializers and attribute tensors, every graph).

@@ -119,3 +119,40 @@ fn a_missing_mean_skips_the_layer_with_the_reason() {
     assert!(bc[0].reason.as_deref().unwrap().contains("\"x\""), "{bc:?}");
     assert_close(&bias_of(&m, "fc", 2), &[0.5, -0.5]);
 }
+
+/// Paddle exports keep weights in Constant nodes: the layers whose input means the CLI must
+/// measure are those `quantize` sees after turning them into initializers (this used to
+/// find none, so no bias was ever corrected on such models).
+#[test]
+fn mean_targets_see_weights_held_in_constant_nodes() {
+    use whittle_ir::proto::AttributeProto;
+    use whittle_ir::proto::attribute_proto::AttributeType;
+    let mut m = gemm(Some(&[0.5, -0.5]), Vec::new());
+    let w = m.graph.initializers.remove(0);
+    let value = Attribute {
+        proto: AttributeProto {
+            name: Some("value".into()),
+            r#type: Some(AttributeType::Tensor as i32),
+            ..Default::default()
+        },
+        t: Some(w),
+        tensors: Vec::new(),
+        g: None,
+        graphs: Vec::new(),
+    };
+    let constant = node("Constant", "w_const", &[], "W", vec![value]);
+    let fc = m.graph.nodes().map(|(ix, _)| ix).next().unwrap();
+    m.graph.insert_node_before(fc, constant);
+    let opts = QuantizeOptions {
+        bias_correction: true,
+        ..Default::default()
+    };
+    let targets = mean_targets(&m, &opts);
+    assert_eq!(
+        targets.iter().map(|t| t.value.as_str()).collect::<Vec<_>>(),
+        ["x"]
+    );
+    // And the correction then applies to that layer.
+    let r = int4_corrected(&mut m, "x", &MEAN);
+    assert!(r.bias_correction.iter().any(|b| b.corrected), "{r:?}");
+}
