@@ -187,3 +187,32 @@ fn exact_pruning_stays_exact_and_split_producers_are_refitted() {
     );
     assert!(same.is_ok(), "{same:?}");
 }
+
+/// With `--calib`, the report compares the pruned model's output with the original's on
+/// the calibration set; the re-fit brings it closer (both measured on the same samples).
+#[test]
+fn calib_reports_agreement_with_the_original() {
+    let dir = tempfile::tempdir().unwrap();
+    let calib = fixture("digits_calib.npz");
+    let calib = calib.to_str().unwrap();
+    let plain = prune(
+        &dir.path().join("p.onnx"),
+        &["--ratio", "0.3", "--calib", calib],
+    );
+    let rec = prune(
+        &dir.path().join("r.onnx"),
+        &["--ratio", "0.3", "--calib", calib, "--reconstruct"],
+    );
+    let (p, r) = (&plain["agreement"], &rec["agreement"]);
+    for g in [p, r] {
+        let on = g["inputs"].as_str().expect("inputs");
+        assert!(on.contains("64 samples"), "{g}");
+        let cosine = g["cosine"].as_f64().expect("cosine");
+        assert!(cosine > 0.0 && cosine < 1.0, "{g}");
+    }
+    assert!(r["cosine"].as_f64() > p["cosine"].as_f64(), "{p} vs {r}");
+    assert!(
+        r["top1_agreement"].as_f64() > p["top1_agreement"].as_f64(),
+        "{p} vs {r}"
+    );
+}

@@ -131,6 +131,9 @@ struct Report {
     reconstruction: Option<reconstruct::ReconstructReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     accuracy: Option<Accuracy>,
+    /// With `--calib`: the pruned model's first output against the original's on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement: Option<measure::Agreement>,
 }
 
 /// A group as `--explain --json` prints it: the analysis plus what follows its count.
@@ -278,6 +281,16 @@ pub fn run(args: PruneArgs) -> Result<()> {
         }
         None => None,
     };
+    let agreement = match &args.calib {
+        Some(calib) => {
+            let data = measure::comparison_data(&model, Some(calib), &args.backend)?;
+            Some(
+                measure::agreement(&model, &pruned, &data, &args.backend)
+                    .context("cannot compare the pruned model with the original")?,
+            )
+        }
+        None => None,
+    };
     let after = macs::totals(&pruned, &overrides)?;
     whittle_ir::save(&pruned, &output, &opts)
         .with_context(|| format!("{}: cannot write the pruned model", output.display()))?;
@@ -291,6 +304,7 @@ pub fn run(args: PruneArgs) -> Result<()> {
         prune: prune.0,
         reconstruction,
         accuracy,
+        agreement,
     };
     if args.json {
         return print_json(&report);
@@ -364,6 +378,14 @@ fn print_table(r: &Report) {
         println!(
             "accuracy on {}: {:.4} -> {:.4} (loss {:.4})",
             a.data, a.before, a.after, a.loss
+        );
+    }
+    if let Some(g) = &r.agreement {
+        let top1 = g.top1_agreement.map_or("-".into(), |t| format!("{t:.4}"));
+        let snr = g.snr_db.map_or("∞".into(), |s| format!("{s:.1} dB"));
+        println!(
+            "against the original on {}: top-1 agreement {top1}, cosine {:.6}, SNR {snr}",
+            g.inputs, g.cosine
         );
     }
     println!("wrote {}", r.output);
