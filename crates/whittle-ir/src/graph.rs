@@ -109,6 +109,55 @@ impl Graph {
         ix
     }
 
+    /// Appends nodes at the end of the order, in the order given; the edges are rebuilt
+    /// once (a loop of [`Graph::push_node`] rebuilds them per node: quadratic).
+    pub fn push_nodes(&mut self, nodes: impl IntoIterator<Item = Node>) -> Vec<NodeIndex> {
+        let added: Vec<NodeIndex> = nodes
+            .into_iter()
+            .map(|n| {
+                let ix = self.nodes.add_node(n);
+                self.order.push(ix);
+                ix
+            })
+            .collect();
+        self.rebuild_edges();
+        added
+    }
+
+    /// Inserts each node right before its anchor, as repeated [`Graph::insert_node_before`]
+    /// calls in the same order would (nodes sharing an anchor keep their relative order),
+    /// rebuilding the edges once. Anchors are nodes of the graph before this call; any other
+    /// anchor appends its node at the end.
+    pub fn insert_nodes_before(
+        &mut self,
+        nodes: impl IntoIterator<Item = (NodeIndex, Node)>,
+    ) -> Vec<NodeIndex> {
+        let present: std::collections::HashSet<NodeIndex> = self.order.iter().copied().collect();
+        let mut before: HashMap<NodeIndex, Vec<NodeIndex>> = HashMap::new();
+        let mut tail = Vec::new();
+        let mut added = Vec::new();
+        for (anchor, n) in nodes {
+            let ix = self.nodes.add_node(n);
+            added.push(ix);
+            if present.contains(&anchor) {
+                before.entry(anchor).or_default().push(ix);
+            } else {
+                tail.push(ix);
+            }
+        }
+        let mut order = Vec::with_capacity(self.order.len() + added.len());
+        for &ix in &self.order {
+            if let Some(new) = before.remove(&ix) {
+                order.extend(new);
+            }
+            order.push(ix);
+        }
+        order.extend(tail);
+        self.order = order;
+        self.rebuild_edges();
+        added
+    }
+
     /// Removes a batch of nodes (collected first, so no index outlives the mutation).
     pub fn remove_nodes(&mut self, doomed: &[NodeIndex]) -> Vec<Node> {
         let removed = doomed
@@ -182,5 +231,75 @@ impl Graph {
             }
         }
         go(self, 0, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whittle_proto::NodeProto;
+
+    fn node(name: &str, input: &str, output: &str) -> Node {
+        Node {
+            proto: NodeProto {
+                name: Some(name.into()),
+                op_type: Some("Relu".into()),
+                input: vec![input.into()],
+                output: vec![output.into()],
+                ..Default::default()
+            },
+            attributes: Vec::new(),
+        }
+    }
+
+    fn names(g: &Graph) -> Vec<String> {
+        g.nodes().map(|(_, n)| n.name().to_string()).collect()
+    }
+
+    fn chain() -> (Graph, Vec<NodeIndex>) {
+        let g = Graph::new(
+            GraphProto::default(),
+            Vec::new(),
+            vec![
+                node("a", "x", "a"),
+                node("b", "a", "b"),
+                node("c", "b", "c"),
+            ],
+        );
+        let ixs = g.nodes().map(|(ix, _)| ix).collect();
+        (g, ixs)
+    }
+
+    /// The batch forms put nodes where the one-at-a-time calls would, with the same edges.
+    #[test]
+    fn batch_insertion_matches_one_at_a_time() {
+        let new = || {
+            vec![
+                (1, node("p", "a", "p")),
+                (2, node("q", "b", "q")),
+                (1, node("r", "p", "r")),
+                (9, node("s", "c", "s")),
+            ]
+        };
+        let (mut one, ixs) = chain();
+        for (k, n) in new() {
+            match ixs.get(k) {
+                Some(&at) => one.insert_node_before(at, n),
+                None => one.push_node(n),
+            };
+        }
+        let (mut batch, ixs) = chain();
+        batch.insert_nodes_before(
+            new()
+                .into_iter()
+                .map(|(k, n)| (ixs.get(k).copied().unwrap_or_else(NodeIndex::end), n)),
+        );
+        assert_eq!(names(&batch), ["a", "p", "r", "b", "q", "c", "s"]);
+        assert_eq!(names(&one), names(&batch));
+        assert_eq!(one.petgraph().edge_count(), batch.petgraph().edge_count());
+        let (mut pushed, _) = chain();
+        pushed.push_nodes([node("t", "c", "t"), node("u", "t", "u")]);
+        assert_eq!(names(&pushed), ["a", "b", "c", "t", "u"]);
+        assert_eq!(pushed.petgraph().edge_count(), 4);
     }
 }

@@ -207,9 +207,7 @@ pub fn merge(mut members: Vec<Member>, opts: &MergeOptions) -> Result<Merged, Me
     };
     let outs = combine::emit(&mut e, &opts.combine, opts.axis, &ports, &groups, &labels)?;
     let (new_nodes, new_inits) = (e.nodes, e.inits);
-    for node in new_nodes {
-        graph.push_node(node);
-    }
+    graph.push_nodes(new_nodes);
     graph.initializers.extend(new_inits);
     graph.proto.output = outs.iter().map(|o| o.info.clone()).collect();
     let finals: HashSet<&str> = outs.iter().map(|o| o.name.as_str()).collect();

@@ -403,15 +403,15 @@ fn bias_input(
 fn apply(g: &mut Graph, cx: &GraphCx, rewrites: Vec<Rewrite>) {
     let doomed: Vec<NodeIndex> = rewrites.iter().map(|r| r.at).collect();
     let mut stale = HashSet::new();
+    let mut inserted = Vec::new();
     for rw in rewrites {
-        for n in rw.nodes {
-            g.insert_node_before(rw.at, n);
-        }
+        inserted.extend(rw.nodes.into_iter().map(|n| (rw.at, n)));
         for t in rw.tensors {
             scope::add_initializer(g, t, cx);
         }
         stale.extend(rw.stale);
     }
+    g.insert_nodes_before(inserted);
     g.remove_nodes(&doomed);
     drop_unused(g, cx, &stale);
 }

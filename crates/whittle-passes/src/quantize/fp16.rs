@@ -81,9 +81,7 @@ pub fn run(
             *slot = retype_node(n);
         }
     }
-    for c in output_casts {
-        g.push_node(c);
-    }
+    g.push_nodes(output_casts);
     retype_declarations(g, &plan);
     g.rebuild_edges();
     super::fp16_bodies::run(model, report)
@@ -254,9 +252,7 @@ fn insert_casts(g: &mut Graph, plan: &Plan, taken: &mut HashSet<String>) {
             renames.push((ix, implicit));
         }
     }
-    for (before, node) in new_casts {
-        g.insert_node_before(before, node);
-    }
+    g.insert_nodes_before(new_casts);
     for (ix, k, name) in reroutes {
         if let Some(n) = g.node_mut(ix) {
             n.proto.input[k] = name;

@@ -193,13 +193,12 @@ fn convert_body(
         }
     }
     entries(g, path, &sizes, report);
-    for (before, cast) in casts {
-        match before {
-            Some(ix) => g.insert_node_before(ix, cast),
-            None => g.push_node(cast),
-        };
-    }
-    g.rebuild_edges();
+    // No anchor: at the end (`NodeIndex::end()` is never a node of the graph).
+    g.insert_nodes_before(
+        casts
+            .into_iter()
+            .map(|(before, cast)| (before.unwrap_or_else(NodeIndex::end), cast)),
+    );
     sizes.values().map(|&(b, a, _)| (b, a)).collect()
 }
 

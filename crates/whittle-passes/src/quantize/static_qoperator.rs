@@ -89,14 +89,16 @@ fn apply(g: &mut Graph, cx: &GraphCx, fuses: Vec<Fuse>) {
     let mut doomed = Vec::new();
     let mut gone = HashSet::new();
     let mut dqs = HashSet::new();
+    let mut qlinear = Vec::new();
     for f in fuses {
         if let Some(n) = g.node(f.float) {
             gone.extend(n.outputs().iter().cloned());
         }
-        g.insert_node_before(f.float, f.qlinear);
+        qlinear.push((f.float, f.qlinear));
         doomed.extend([f.float, f.quantize]);
         dqs.extend(f.dqs);
     }
+    g.insert_nodes_before(qlinear);
     g.remove_nodes(&doomed);
     g.rebuild_edges();
     // DequantizeLinear nodes only the fused groups read, and then their float-side tensors.

@@ -170,9 +170,7 @@ impl Edit {
         folds: &[(NodeIndex, String, String)],
     ) {
         let readers: Vec<NodeIndex> = g.nodes().map(|(ix, _)| ix).collect();
-        for (before, n) in self.nodes {
-            g.insert_node_before(before, n);
-        }
+        g.insert_nodes_before(self.nodes);
         for t in self.tensors {
             scope::add_initializer(g, t, cx);
         }

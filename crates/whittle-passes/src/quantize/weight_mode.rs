@@ -209,9 +209,7 @@ fn rewrite(
         }
         report.nodes.push(c.entry);
     }
-    for (before, node) in new_nodes {
-        g.insert_node_before(before, node);
-    }
+    g.insert_nodes_before(new_nodes);
     for t in new_inits {
         scope::add_initializer(g, t, cx);
     }

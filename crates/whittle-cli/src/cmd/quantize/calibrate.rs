@@ -203,6 +203,7 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
     let mut taken: std::collections::HashSet<String> =
         whittle_passes::cleanup::scope::all_names(&m.graph);
     let mut pairs = Vec::new();
+    let mut reductions = Vec::new();
     for name in names {
         let mut outs = Vec::new();
         for op in ["ReduceMin", "ReduceMax"] {
@@ -210,7 +211,7 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
                 &mut taken,
                 &format!("{name}.{}", &op[6..].to_lowercase()),
             );
-            m.graph.push_node(whittle_ir::Node {
+            reductions.push(whittle_ir::Node {
                 proto: NodeProto {
                     name: Some(format!("{out}_{op}")),
                     op_type: Some(op.into()),
@@ -235,6 +236,7 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
         }
         pairs.push((outs[0].clone(), outs[1].clone()));
     }
+    m.graph.push_nodes(reductions);
     (m, pairs)
 }
 
@@ -251,12 +253,10 @@ fn fast_minmax(
     let runner = Runner::for_dataset(&augmented, None, rt, data)?;
     let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
     runner.for_each_run(data, threads, None, |_, outputs| {
-        let scalar = |n: &str| {
-            outputs
-                .iter()
-                .find(|(o, _)| o == n)
-                .and_then(|(_, t)| t.to_f64_vec().first().copied())
-        };
+        // One lookup table per run: a linear search per value is quadratic in the values.
+        let by_name: std::collections::HashMap<&str, &whittle_runtime::HostTensor> =
+            outputs.iter().map(|(o, t)| (o.as_str(), t)).collect();
+        let scalar = |n: &str| by_name.get(n).and_then(|t| t.to_f64_vec().first().copied());
         for (slot, (lo, hi)) in range.iter_mut().zip(&pairs) {
             if let (Some(a), Some(b)) = (scalar(lo), scalar(hi)) {
                 *slot = (slot.0.min(a), slot.1.max(b));
