@@ -8,15 +8,14 @@
 //! the normal equations are kept between batches.
 use crate::cmd::backend_args::BackendArgs;
 use crate::cmd::eval::progress_bar;
+use crate::cmd::quantize::calibrate;
 use anyhow::{Context, Result};
 use std::path::Path;
 use whittle_ir::Model;
 use whittle_passes::prune::reconstruct::{Batch, Layer, NormalEquations, SkippedLayer, consumers};
 use whittle_passes::prune::{GroupOutcome, analyse_model};
 use whittle_runtime::HostTensor;
-use whittle_runtime::model::{
-    BatchOptions, Dataset, ModelError, Runner, input_specs, with_outputs,
-};
+use whittle_runtime::model::{Dataset, ModelError, Runner, with_outputs};
 
 /// At most this many output positions per sample feed the fit (evenly spaced).
 const MAX_POSITIONS: usize = 256;
@@ -59,14 +58,7 @@ pub fn reconstruct(
 ) -> Result<ReconstructReport> {
     let analysis = analyse_model(original);
     let (layers, mut skipped) = consumers(original, &analysis, outcomes);
-    let specs = input_specs(original)?;
-    let data = Dataset::from_npz(
-        &specs,
-        calib,
-        &backend.overrides()?,
-        &BatchOptions::default(),
-    )
-    .with_context(|| format!("{}: cannot feed the model", calib.display()))?;
+    let data = calibrate::dataset(original, calib, backend, None)?;
     let (runtime, threads) = backend.backend()?;
     let mut report = ReconstructReport {
         calib: calib.display().to_string(),

@@ -11,7 +11,7 @@ use std::path::Path;
 use whittle_ir::Model;
 use whittle_passes::prune::analyse_model;
 use whittle_runtime::StatsConfig;
-use whittle_runtime::model::{BatchOptions, Dataset, Taps, collect_stats, input_specs};
+use whittle_runtime::model::{Taps, collect_stats};
 
 /// Mean |x| per channel (axis 1) of each prunable group's activation value over `calib`.
 pub fn activation_scores(
@@ -29,14 +29,7 @@ pub fn activation_scores(
     if values.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let specs = input_specs(model)?;
-    let data = Dataset::from_npz(
-        &specs,
-        calib,
-        &backend.overrides()?,
-        &BatchOptions::default(),
-    )
-    .with_context(|| format!("{}: cannot feed the model", calib.display()))?;
+    let data = crate::cmd::quantize::calibrate::dataset(model, calib, backend, None)?;
     let (runtime, threads) = backend.backend()?;
     let config = StatsConfig {
         bins: 2,
