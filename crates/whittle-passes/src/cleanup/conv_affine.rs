@@ -30,12 +30,11 @@ impl Pass for FuseConvAffine {
         let mut report = PassReport::default();
         let cx = GraphCx::main(model);
         let mut taken = scope::all_names(&model.graph);
-        fuse(
+        scope::bottom_up_with_constants(
             &mut model.graph,
             cx,
             &HashMap::new(),
-            &mut taken,
-            &mut report,
+            &mut |g, cx, outer| fuse(g, cx, outer, &mut taken, &mut report),
         );
         Ok(report)
     }
@@ -50,12 +49,6 @@ fn fuse(
     taken: &mut HashSet<String>,
     report: &mut PassReport,
 ) {
-    let inner = super::identity::visible_constants(g, &cx, outer);
-    for n in g.nodes_mut() {
-        for sub in n.subgraphs_mut() {
-            fuse(sub, cx.sub(), &inner, taken, report);
-        }
-    }
     if !cx.can_add_initializers() {
         return;
     }

@@ -34,7 +34,12 @@ impl Pass for FuseGemm {
         }
         let shapes =
             whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
-        fuse(&mut model.graph, cx, &HashMap::new(), &shapes, &mut report);
+        scope::bottom_up_with_constants(
+            &mut model.graph,
+            cx,
+            &HashMap::new(),
+            &mut |g, cx, outer| fuse(g, cx, outer, &shapes, &mut report),
+        );
         Ok(report)
     }
 }
@@ -48,12 +53,6 @@ fn fuse(
     shapes: &ShapeMap,
     report: &mut PassReport,
 ) {
-    let inner = super::identity::visible_constants(g, &cx, outer);
-    for n in g.nodes_mut() {
-        for sub in n.subgraphs_mut() {
-            fuse(sub, cx.sub(), &inner, shapes, report);
-        }
-    }
     let uses = Uses::of(g);
     // (MatMul, Add, bias, output)
     let mut plans: Vec<(Ix, Ix, String, String)> = Vec::new();

@@ -51,7 +51,7 @@ fn eliminate(
     path: &str,
     report: &mut PassReport,
 ) {
-    let inner_outer = visible_constants(g, &cx, outer);
+    let inner_outer = scope::visible_constants(g, &cx, outer);
     for (k, n) in g.nodes_mut().enumerate() {
         let label = format!("{path}{}/", n.label(k));
         for sub in n.subgraphs_mut() {
@@ -60,19 +60,6 @@ fn eliminate(
     }
     bypass(g, &cx, outer, shapes, path, report);
     take_over_outputs(g, &cx, outer, shapes, path, report);
-}
-
-/// The constants of `g` and its enclosing graphs, owned (for handing to subgraphs).
-pub fn visible_constants(
-    g: &Graph,
-    cx: &GraphCx,
-    outer: &HashMap<String, Tensor>,
-) -> HashMap<String, Tensor> {
-    let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
-    scope::constants(g, cx, &refs)
-        .into_iter()
-        .map(|(k, v)| (k, v.clone()))
-        .collect()
 }
 
 /// The no-op nodes of `g` with their description, when their other outputs are unused.

@@ -28,13 +28,11 @@ impl Pass for MergeSlices {
         let shapes =
             whittle_ir::shape::infer_shapes(model, &Default::default()).unwrap_or_default();
         let mut taken = scope::all_names(&model.graph);
-        merge(
+        scope::bottom_up_with_constants(
             &mut model.graph,
             cx,
             &HashMap::new(),
-            &shapes,
-            &mut taken,
-            &mut report,
+            &mut |g, cx, outer| merge(g, cx, outer, &shapes, &mut taken, &mut report),
         );
         Ok(report)
     }
@@ -53,12 +51,6 @@ fn merge(
     taken: &mut HashSet<String>,
     report: &mut PassReport,
 ) {
-    let inner = super::identity::visible_constants(g, &cx, outer);
-    for n in g.nodes_mut() {
-        for sub in n.subgraphs_mut() {
-            merge(sub, cx.sub(), &inner, shapes, taken, report);
-        }
-    }
     if !cx.can_add_initializers() {
         return;
     }

@@ -382,3 +382,37 @@ pub fn bottom_up(
     }
     body(g, cx, path, report);
 }
+
+/// Constants by name, owned (as handed from a graph to its subgraphs).
+pub type Constants = HashMap<String, Tensor>;
+
+/// The constants of `g` and its enclosing graphs, owned (for handing to subgraphs).
+pub fn visible_constants(
+    g: &Graph,
+    cx: &GraphCx,
+    outer: &HashMap<String, Tensor>,
+) -> HashMap<String, Tensor> {
+    let refs: HashMap<String, &Tensor> = outer.iter().map(|(k, v)| (k.clone(), v)).collect();
+    constants(g, cx, &refs)
+        .into_iter()
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
+}
+
+/// Runs `body` on every subgraph of `g` (depth first, in node order) and then on `g`
+/// itself, handing each graph the constants of the graphs enclosing it (`outer` for `g`),
+/// taken before anything nested is rewritten — the walk the fusion passes share.
+pub fn bottom_up_with_constants(
+    g: &mut Graph,
+    cx: GraphCx,
+    outer: &HashMap<String, Tensor>,
+    body: &mut dyn FnMut(&mut Graph, GraphCx, &Constants),
+) {
+    let inner = visible_constants(g, &cx, outer);
+    for n in g.nodes_mut() {
+        for sub in n.subgraphs_mut() {
+            bottom_up_with_constants(sub, cx.sub(), &inner, body);
+        }
+    }
+    body(g, cx, outer);
+}

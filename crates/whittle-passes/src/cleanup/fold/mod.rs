@@ -125,7 +125,7 @@ fn fold_graph(
     };
     let hoisted = apply(g, &cx, folded, hoist_ok, defs);
     // Subgraphs see this graph's constants (after folding) as outer constants.
-    let inner_outer = super::identity::visible_constants(g, &cx, outer);
+    let inner_outer = scope::visible_constants(g, &cx, outer);
     let take = cx.can_add_initializers();
     let mut from_subgraphs = Vec::new();
     for (k, n) in g.nodes_mut().enumerate() {
