@@ -209,6 +209,31 @@ mod with_ort {
     }
 
     #[test]
+    fn pooled_sessions_run_side_by_side_with_the_same_outputs() {
+        let Some(single) = ort_or_skip("pooled_sessions_run_side_by_side") else {
+            return;
+        };
+        let pooled = OrtBackend::new(&whittle_runtime::OrtOptions {
+            library: Some(single.library_path().to_path_buf()),
+            intra_threads: 1,
+            sessions: 3,
+        })
+        .unwrap();
+        let samples: Vec<Vec<NamedTensor>> = (0..12)
+            .map(|k| seeded(&gemm_specs(), &["batch=2"], SEED + k))
+            .collect();
+        let one = load(&single, "gemm_relu.onnx", &samples[0]);
+        let many = load(&pooled, "gemm_relu.onnx", &samples[0]);
+        let want: Vec<_> = samples.iter().map(|s| one.run(s).unwrap()).collect();
+        // Four threads on three sessions: some runs find every session busy and wait.
+        let got = whittle_runtime::parallel::run_many(many.as_ref(), &samples, 4).unwrap();
+        for (k, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(w[0].1.shape(), g[0].1.shape(), "sample {k}");
+            assert_eq!(w[0].1.to_f32_vec(), g[0].1.to_f32_vec(), "sample {k}");
+        }
+    }
+
+    #[test]
     fn f16_model_agrees() {
         let Some(ort) = ort_or_skip("f16_model_agrees") else {
             return;

@@ -12,6 +12,7 @@ fn with_library(path: std::path::PathBuf) -> OrtOptions {
     OrtOptions {
         library: Some(path),
         intra_threads: 1,
+        sessions: 1,
     }
 }
 

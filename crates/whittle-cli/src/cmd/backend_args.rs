@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use whittle_ir::Model;
-use whittle_runtime::model::{BackendKind, make_backend};
+use whittle_runtime::model::{BackendKind, make_backend, make_pooled_backend};
 use whittle_runtime::{Backend, ShapeOverride, parse_shape_override};
 
 /// The runtime that computes the numbers.
@@ -24,15 +24,15 @@ pub struct BackendArgs {
     #[arg(long, value_enum, value_name = "RUNTIME")]
     pub runtime: Option<Runtime>,
     /// onnxruntime library file or folder. Default: $WHITTLE_ORT_LIB, else the one inside
-    /// the onnxruntime Python package (python3, then .venv/bin/python in this folder or above).
+    /// the onnxruntime Python package (the active venv, then .venv in this folder or above, then python3).
     #[arg(long, value_name = "PATH")]
     pub ort_lib: Option<PathBuf>,
     /// Fix an input's shape (NAME=1x3x224x224) or a symbolic dim everywhere (batch=1).
     /// Repeatable.
     #[arg(long = "shape", value_name = "NAME=DIMS")]
     pub shapes: Vec<String>,
-    /// Threads [default: one per CPU]: tract runs this many samples at once, onnxruntime
-    /// uses them inside each run.
+    /// Threads [default: one per CPU]: this many runs go at once (onnxruntime: one session
+    /// of one thread each; a model over 512 MiB gets one session using them all).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }
@@ -63,13 +63,27 @@ impl BackendArgs {
             .with_context(|| format!("cannot use the {} runtime", kind.label()))
     }
 
-    /// The chosen backend, set up for running many samples: tract gets `--threads` parallel
-    /// runs, onnxruntime `--threads` intra-op threads (and runs one sample at a time).
+    /// The chosen backend, set up for running many samples, and how many runs go at once:
+    /// `--threads` (default one per CPU). onnxruntime gets that many single-threaded
+    /// sessions per model — several batch-1 runs side by side use the cores better than
+    /// one run spread over them — unless the model is too large to hold it more than once.
     pub fn backend(&self) -> Result<(Box<dyn Backend>, usize)> {
         let threads = self.threads.unwrap_or(0);
         match self.kind() {
             BackendKind::Tract => Ok((self.backend_with(BackendKind::Tract, 0)?, threads)),
-            BackendKind::Ort => Ok((self.backend_with(BackendKind::Ort, threads)?, 1)),
+            BackendKind::Ort => {
+                let workers = if threads == 0 {
+                    std::thread::available_parallelism().map_or(1, |n| n.get())
+                } else {
+                    threads
+                };
+                let backend =
+                    make_pooled_backend(BackendKind::Ort, self.ort_lib.as_deref(), 1, workers)
+                        .with_context(|| {
+                            format!("cannot use the {} runtime", BackendKind::Ort.label())
+                        })?;
+                Ok((backend, workers))
+            }
         }
     }
 }

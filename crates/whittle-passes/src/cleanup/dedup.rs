@@ -36,11 +36,25 @@ fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
         return;
     }
     let outputs: HashSet<&str> = g.output_names().collect();
+    let candidates: Vec<usize> = (0..g.initializers.len())
+        .filter(|&i| {
+            let t = &g.initializers[i];
+            let fixed = !scope::is_constant_init(g, t.name(), &cx) || outputs.contains(t.name());
+            !fixed && t.le_bytes().is_ok()
+        })
+        .collect();
+    // Only a tensor that shares its dtype and dims with another can be a duplicate: hashing
+    // the rest (most weights of a model) is wasted time.
+    let mut shapes: HashMap<(whittle_ir::DataType, &[i64]), usize> = HashMap::new();
+    for &i in &candidates {
+        let t = &g.initializers[i];
+        *shapes.entry((t.dtype(), t.dims())).or_default() += 1;
+    }
     // Candidates grouped by content hash, in initializer order.
     let mut groups: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
-    for (i, t) in g.initializers.iter().enumerate() {
-        let fixed = !scope::is_constant_init(g, t.name(), &cx) || outputs.contains(t.name());
-        if !fixed && t.le_bytes().is_ok() {
+    for &i in &candidates {
+        let t = &g.initializers[i];
+        if shapes[&(t.dtype(), t.dims())] > 1 {
             groups.entry(t.content_hash()).or_default().push(i);
         }
     }

@@ -35,6 +35,7 @@ pub mod bias_correct;
 mod bias_shift;
 pub mod calib;
 pub mod candidates;
+pub mod derive_range;
 pub mod dynamic;
 pub mod fp16;
 mod fp16_bodies;

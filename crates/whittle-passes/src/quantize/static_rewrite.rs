@@ -97,7 +97,11 @@ pub fn run(
         .iter()
         .map(|(_, r, t)| (r.clone(), t.clone()))
         .collect();
+    // The weights are quantized side by side first (the slow part of the rewrite); the
+    // sequential loop below only builds the nodes, so the output does not depend on threads.
+    let mut weights = super::static_weights::quantize_weights(g, &plan.nodes, opts).into_iter();
     for item in plan.nodes {
+        let pre = weights.next().flatten();
         let mut p = match item {
             Ok(p) => p,
             Err(e) => {
@@ -108,6 +112,7 @@ pub fn run(
         super::static_weights::node_constants(
             g,
             &mut p,
+            pre,
             &params,
             &folded_values,
             opts,

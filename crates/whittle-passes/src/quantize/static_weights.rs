@@ -63,10 +63,42 @@ pub(super) fn subgraph_weights(
     Ok(())
 }
 
-/// DQ of the node's weight, bias and constant inputs.
+/// A weight's float values and their quantization.
+pub(super) type QuantizedWeight = (Vec<f32>, weights::Quantized);
+
+/// The quantized weight of every planned node (`None` for skipped nodes and nodes without
+/// a readable constant weight), in `nodes` order, computed in parallel.
+pub(super) fn quantize_weights(
+    g: &Graph,
+    nodes: &[Result<Planned, super::report::NodeEntry>],
+    opts: &QuantizeOptions,
+) -> Vec<Option<QuantizedWeight>> {
+    use rayon::prelude::*;
+    nodes
+        .par_iter()
+        .map(|item| {
+            let c = item.as_ref().ok()?.weight.as_ref()?;
+            let values = weight_values(g.initializer(&c.weight)?).ok()?;
+            let q = weights::quantize(
+                &values,
+                &c.dims,
+                c.layout,
+                opts.weight_type,
+                opts.symmetric,
+                scheme::keep_f32,
+            );
+            Some((values, q))
+        })
+        .collect()
+}
+
+/// DQ of the node's weight (quantized beforehand by [`quantize_weights`]), bias and
+/// constant inputs.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn node_constants(
     g: &Graph,
     p: &mut Planned,
+    weight: Option<QuantizedWeight>,
     params: &HashMap<String, Params>,
     folded: &HashMap<String, String>,
     opts: &QuantizeOptions,
@@ -78,15 +110,7 @@ pub(super) fn node_constants(
         let Some(t) = g.initializer(&c.weight) else {
             return;
         };
-        let Ok(values) = weight_values(t) else { return };
-        let q = weights::quantize(
-            &values,
-            &c.dims,
-            c.layout,
-            opts.weight_type,
-            opts.symmetric,
-            scheme::keep_f32,
-        );
+        let Some((values, q)) = weight else { return };
         let (dq, tensors, out) = dq_node(c, &q, opts, t.dims(), taken);
         p.entry.weight_sqnr_db = scheme::sqnr_db(&values, &q.dequantized);
         p.entry.weight_bytes_after = Some(tensors.iter().map(Tensor::data_byte_len).sum());

@@ -70,6 +70,34 @@ pub fn group_of(dims: &[usize], layout: Layout, i: usize) -> usize {
     }
 }
 
+/// [`group_of`] for every element of a tensor of shape `dims`, in order — built by counting,
+/// without the two divisions per element `group_of` costs (a third of the time of
+/// quantizing a model's weights).
+pub fn group_indices(dims: &[usize], layout: Layout) -> Vec<usize> {
+    let len: usize = dims.iter().product();
+    let (axis, block) = match layout {
+        Layout::PerTensor => return vec![0; len],
+        Layout::PerAxis { axis } => (axis, None),
+        Layout::Blocked { axis, block } => (axis, Some(block.max(1))),
+    };
+    let inner: usize = dims[axis + 1..].iter().product();
+    let along = dims[axis];
+    let outer: usize = dims[..axis].iter().product();
+    let mut out = Vec::with_capacity(len);
+    for o in 0..outer {
+        for a in 0..along {
+            match block {
+                None => out.extend(std::iter::repeat_n(a, inner)),
+                Some(b) => {
+                    let first = (o * along.div_ceil(b) + a / b) * inner;
+                    out.extend(first..first + inner);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Quantizes `values` (shape `dims`) with one set of parameters per group.
 pub fn quantize(
     values: &[f32],
@@ -83,9 +111,8 @@ pub fn quantize(
     let groups: usize = pdims.iter().product();
     let mut lo = vec![f32::INFINITY; groups];
     let mut hi = vec![f32::NEG_INFINITY; groups];
-    let group: Vec<usize> = (0..values.len())
-        .map(|i| group_of(dims, layout, i))
-        .collect();
+    let group = group_indices(dims, layout);
+    debug_assert_eq!(group.len(), values.len());
     for (&x, &g) in values.iter().zip(&group) {
         lo[g] = lo[g].min(x);
         hi[g] = hi[g].max(x);
@@ -172,6 +199,22 @@ mod tests {
         assert_eq!(param_dims(&[5, 2], l), vec![3, 2]);
         let got: Vec<usize> = (0..10).map(|i| group_of(&[5, 2], l, i)).collect();
         assert_eq!(got, vec![0, 1, 0, 1, 2, 3, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn group_indices_equal_group_of_everywhere() {
+        let dims = [3usize, 5, 2, 4];
+        let mut layouts = vec![Layout::PerTensor];
+        for axis in 0..dims.len() {
+            layouts.push(Layout::PerAxis { axis });
+            for block in [1, 2, 3, 8] {
+                layouts.push(Layout::Blocked { axis, block });
+            }
+        }
+        for l in layouts {
+            let want: Vec<usize> = (0..120).map(|i| group_of(&dims, l, i)).collect();
+            assert_eq!(group_indices(&dims, l), want, "{l:?}");
+        }
     }
 
     #[test]

@@ -52,11 +52,22 @@ impl BackendKind {
 
 /// Builds a backend. For onnxruntime, `ort_library` is a library file or folder (`None`:
 /// `WHITTLE_ORT_LIB`, then discovery) and `intra_threads` its intra-op threads (0 = its
-/// default).
+/// default), with one session per loaded model.
 pub fn make_backend(
     kind: BackendKind,
     ort_library: Option<&Path>,
     intra_threads: usize,
+) -> Result<Box<dyn Backend>, BackendError> {
+    make_pooled_backend(kind, ort_library, intra_threads, 1)
+}
+
+/// [`make_backend`] whose onnxruntime models hold `sessions` sessions, so that many runs
+/// can go at once (tract models run concurrently anyway).
+pub fn make_pooled_backend(
+    kind: BackendKind,
+    ort_library: Option<&Path>,
+    intra_threads: usize,
+    sessions: usize,
 ) -> Result<Box<dyn Backend>, BackendError> {
     match kind {
         BackendKind::Tract => Ok(Box::new(TractBackend::new())),
@@ -65,12 +76,13 @@ pub fn make_backend(
             let options = crate::OrtOptions {
                 library: ort_library.map(Path::to_path_buf),
                 intra_threads,
+                sessions,
             };
             Ok(Box::new(crate::OrtBackend::new(&options)?))
         }
         #[cfg(not(feature = "ort"))]
         BackendKind::Ort => {
-            let _ = (ort_library, intra_threads);
+            let _ = (ort_library, intra_threads, sessions);
             Err(BackendError::OrtLibrary(
                 "this build of whittle has no onnxruntime backend (cargo feature `ort`)".into(),
             ))

@@ -4,10 +4,17 @@
 //! a wrong path is reported instead of silently replaced):
 //! 1. the path the caller passes (the CLI's `--ort-lib PATH`);
 //! 2. the `WHITTLE_ORT_LIB` environment variable;
-//! 3. a Python environment with the `onnxruntime` wheel: `python3` on `PATH`, then
-//!    `.venv/bin/python` in the current directory and each of its ancestors; each is asked
-//!    where the `onnxruntime` package is (`importlib.util.find_spec`, which does not import
-//!    it) and its `capi/` folder searched. The answer is kept for the rest of the process.
+//! 3. a virtual environment holding the `onnxruntime` wheel, looked up on disk without
+//!    starting Python: the active one (`VIRTUAL_ENV`), then `.venv` in the current directory
+//!    and each of its ancestors (`lib/python3.*/site-packages/onnxruntime/capi/`, the layout
+//!    pip and uv write on Linux and macOS);
+//! 4. `python3` on `PATH` (then each `.venv/bin/python` found above, for layouts the direct
+//!    look does not know), asked where the `onnxruntime` package is
+//!    (`importlib.util.find_spec`, which does not import it) and its `capi/` folder searched.
+//!
+//! Steps 3 and 4 run once per process and their answer is kept. Step 3 comes first because
+//! starting an interpreter costs 15–100 ms (more behind pyenv shims) on every command, and
+//! an activated environment is what `python3` would have answered anyway.
 //!
 //! A path may name the library file or a folder holding it. In a folder, the versioned file
 //! (`libonnxruntime.so.1.32.0`) is preferred over an unversioned `libonnxruntime.so`,
@@ -37,9 +44,15 @@ pub fn find_ort_library(explicit: Option<&Path>) -> Result<PathBuf, BackendError
     }
     let (found, asked) = DISCOVERED.get_or_init(|| {
         let mut asked = Vec::new();
-        let found = python_candidates()
+        let venvs = venv_candidates();
+        let found = venvs
             .iter()
-            .find_map(|python| from_python(python, &mut asked));
+            .find_map(|venv| from_venv_dir(venv, &mut asked))
+            .or_else(|| {
+                python_candidates(&venvs)
+                    .iter()
+                    .find_map(|python| from_python(python, &mut asked))
+            });
         (found, asked)
     });
     tried.extend(asked.iter().cloned());
@@ -85,15 +98,64 @@ fn resolve_user_path(path: &Path, origin: &str, tried: &mut Vec<String>) -> Opti
     None
 }
 
-/// `python3`, then `.venv/bin/python` of the current directory and every ancestor.
-fn python_candidates() -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from("python3")];
+/// The active virtual environment, then `.venv` of the current directory and every ancestor.
+fn venv_candidates() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::env::var_os("VIRTUAL_ENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if let Ok(cwd) = std::env::current_dir() {
         for dir in cwd.ancestors() {
-            let venv = dir.join(".venv").join("bin").join("python");
-            if venv.exists() {
+            let venv = dir.join(".venv");
+            if venv.is_dir() && !out.contains(&venv) {
                 out.push(venv);
             }
+        }
+    }
+    out
+}
+
+/// The library of the `onnxruntime` package installed in the environment `venv`, looked up
+/// without running its interpreter (the highest `python3.*` folder wins).
+fn from_venv_dir(venv: &Path, tried: &mut Vec<String>) -> Option<PathBuf> {
+    let lib = venv.join("lib");
+    let mut pythons: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .map(|e| e.path())
+        .collect();
+    pythons.sort_by_key(|p| std::cmp::Reverse(python_minor(p)));
+    let found = pythons
+        .iter()
+        .find_map(|p| library_in_dir(&p.join("site-packages").join("onnxruntime").join("capi")));
+    if found.is_none() {
+        tried.push(format!(
+            "{}: no onnxruntime package in lib/python3.*/site-packages",
+            venv.display()
+        ));
+    }
+    found
+}
+
+/// The minor version of a `lib/python3.N` folder (0 when it has none).
+fn python_minor(dir: &Path) -> u64 {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("python3."))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `python3`, then the interpreter of each environment in `venvs`.
+fn python_candidates(venvs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("python3")];
+    for venv in venvs {
+        let python = venv.join("bin").join("python");
+        if python.exists() {
+            out.push(python);
         }
     }
     out
@@ -207,6 +269,27 @@ mod tests {
         }
         let found = library_in_dir(dir.path()).unwrap();
         assert_eq!(found.file_name().unwrap(), "libonnxruntime.so.1.32.0");
+    }
+
+    #[test]
+    fn finds_the_library_in_a_venv_without_python() {
+        let venv = tempfile::tempdir().unwrap();
+        let mut tried = Vec::new();
+        assert!(from_venv_dir(venv.path(), &mut tried).is_none());
+        assert!(tried[0].contains("no onnxruntime package"), "{tried:?}");
+        for (minor, version) in [("9", "1.40.0"), ("11", "1.31.0")] {
+            let capi = venv.path().join(format!(
+                "lib/python3.{minor}/site-packages/onnxruntime/capi"
+            ));
+            std::fs::create_dir_all(&capi).unwrap();
+            std::fs::write(capi.join(format!("libonnxruntime.so.{version}")), b"").unwrap();
+        }
+        // The newest interpreter's package wins, whatever the library versions say.
+        let found = from_venv_dir(venv.path(), &mut tried).unwrap();
+        assert!(
+            found.ends_with("python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.0"),
+            "{found:?}"
+        );
     }
 
     #[test]

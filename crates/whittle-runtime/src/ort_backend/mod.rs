@@ -11,12 +11,17 @@
 //!   back to `ORT_DYLIB_PATH` and panic when that fails.
 //! - Threads: `intra_threads` is handed to onnxruntime's intra-op pool (0 = onnxruntime's
 //!   default, one per physical core). A session runs one call at a time (`ort` needs
-//!   `&mut Session`), so concurrent `run` calls on one loaded model queue up.
+//!   `&mut Session`), so a loaded model holds `sessions` of them (built in parallel) and
+//!   each `run` takes a free one: N concurrent runs with one intra-op thread each beat one
+//!   session with N threads on batch-1 CNNs (YOLOv8n calibration: 0.26 vs 0.35 s for 16
+//!   samples on 2 cores). A model file over [`POOL_LIMIT_BYTES`] gets one session with
+//!   `sessions × intra_threads` threads instead (every session holds its own weights).
 
 mod convert;
 pub mod discover;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use ort::environment::Environment;
@@ -36,13 +41,20 @@ pub struct OrtOptions {
     pub library: Option<PathBuf>,
     /// onnxruntime intra-op threads per session; 0 = onnxruntime's default. Default 1.
     pub intra_threads: usize,
+    /// Sessions per loaded model, for concurrent runs (at least 1). Default 1.
+    pub sessions: usize,
 }
+
+/// Model files larger than this get a single session: every session holds its own copy of
+/// the weights.
+pub const POOL_LIMIT_BYTES: u64 = 512 << 20;
 
 impl Default for OrtOptions {
     fn default() -> Self {
         OrtOptions {
             library: None,
             intra_threads: 1,
+            sessions: 1,
         }
     }
 }
@@ -98,6 +110,7 @@ pub struct OrtBackend {
     library: PathBuf,
     env: Environment,
     intra_threads: usize,
+    sessions: usize,
 }
 
 impl std::fmt::Debug for OrtBackend {
@@ -105,6 +118,7 @@ impl std::fmt::Debug for OrtBackend {
         f.debug_struct("OrtBackend")
             .field("library", &self.library)
             .field("intra_threads", &self.intra_threads)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -119,6 +133,7 @@ impl OrtBackend {
             library,
             env,
             intra_threads: options.intra_threads,
+            sessions: options.sessions.max(1),
         })
     }
 
@@ -151,11 +166,37 @@ impl Backend for OrtBackend {
             node: None,
             op: None,
         };
-        let mut builder = Session::builder(&self.env)
-            .map_err(load_err)?
-            .with_intra_threads(self.intra_threads)
-            .map_err(|e| load_err(e.into()))?;
-        let session = builder.commit_from_file(model_path).map_err(load_err)?;
+        // A model too large to hold more than once gets one session with all the threads.
+        let (count, intra) = if self.sessions > 1
+            && std::fs::metadata(model_path).is_ok_and(|m| m.len() > POOL_LIMIT_BYTES)
+        {
+            (1, self.intra_threads.max(1) * self.sessions)
+        } else {
+            (self.sessions, self.intra_threads)
+        };
+        let build = || -> Result<Session, BackendError> {
+            let mut builder = Session::builder(&self.env)
+                .map_err(load_err)?
+                .with_intra_threads(intra)
+                .map_err(|e| load_err(e.into()))?;
+            builder.commit_from_file(model_path).map_err(load_err)
+        };
+        // Built side by side: graph optimisation of one session uses one core.
+        let mut sessions: Vec<Session> = std::thread::scope(|scope| {
+            let extra: Vec<_> = (1..count).map(|_| scope.spawn(build)).collect();
+            let mut all = vec![build()];
+            all.extend(extra.into_iter().map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(BackendError::Run {
+                        backend: NAME,
+                        path: model_path.to_path_buf(),
+                        detail: "a session-building thread panicked".into(),
+                    })
+                })
+            }));
+            all.into_iter().collect::<Result<Vec<_>, _>>()
+        })?;
+        let session = sessions.remove(0);
         let input_names: Vec<String> = session
             .inputs()
             .iter()
@@ -174,9 +215,11 @@ impl Backend for OrtBackend {
                 inputs: input_names,
             });
         }
+        sessions.insert(0, session);
         Ok(Box::new(OrtModel {
             path: model_path.to_path_buf(),
-            session: Mutex::new(session),
+            sessions: sessions.into_iter().map(Mutex::new).collect(),
+            next: AtomicUsize::new(0),
             input_names,
             output_names,
         }))
@@ -185,7 +228,10 @@ impl Backend for OrtBackend {
 
 struct OrtModel {
     path: PathBuf,
-    session: Mutex<Session>,
+    /// At least one; see the module docs.
+    sessions: Vec<Mutex<Session>>,
+    /// Where the next run that finds every session busy waits.
+    next: AtomicUsize,
     input_names: Vec<String>,
     output_names: Vec<String>,
 }
@@ -219,7 +265,14 @@ impl LoadedModel for OrtModel {
         }
         // A panic while holding the lock cannot leave the session half-updated in a way we
         // rely on, so a poisoned lock is taken over rather than propagated as a panic.
-        let mut session = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut session = self
+            .sessions
+            .iter()
+            .find_map(|s| s.try_lock().ok())
+            .unwrap_or_else(|| {
+                let k = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
+                self.sessions[k].lock().unwrap_or_else(|e| e.into_inner())
+            });
         let outputs = session.run(values).map_err(|e| run_err(error_chain(&e)))?;
         self.output_names
             .iter()

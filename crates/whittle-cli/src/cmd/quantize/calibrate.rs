@@ -7,11 +7,12 @@
 //! use the whole set.
 use super::super::backend_args::BackendArgs;
 use anyhow::{Context, Result};
+use std::collections::HashMap;
 use std::path::Path;
 use whittle_ir::Model;
 use whittle_passes::quantize::{
     self, CalibMethod, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status,
-    ValueStats,
+    ValueStats, derive_range,
 };
 use whittle_runtime::model::{
     BatchOptions, Dataset, Runner, Taps, collect_stats, collect_tensors, compare_models,
@@ -75,13 +76,24 @@ pub fn dataset(
             }
         }
     }
-    Dataset::from_arrays(
-        &specs,
-        &arrays,
-        &backend.overrides()?,
-        &BatchOptions::default(),
-    )
-    .with_context(|| format!("{}: cannot feed the model", path.display()))
+    // Enough runs to keep every worker busy (batch-1 runs side by side beat one big batch
+    // on CNNs); at most the default batch.
+    let rows = arrays
+        .iter()
+        .filter_map(|(_, t)| t.shape().first().copied())
+        .max()
+        .unwrap_or(1);
+    let workers = match backend.threads {
+        Some(n) if n > 0 => n,
+        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let batch = BatchOptions {
+        max_batch: rows
+            .div_ceil(workers)
+            .clamp(1, BatchOptions::default().max_batch),
+    };
+    Dataset::from_arrays(&specs, &arrays, &backend.overrides()?, &batch)
+        .with_context(|| format!("{}: cannot feed the model", path.display()))
 }
 
 /// Statistics of the values the pass asks for, over the calibration set.
@@ -100,20 +112,49 @@ pub fn statistics(
     let inputs: Vec<String> = model.graph.input_names().map(String::from).collect();
     let (fed, computed): (Vec<String>, Vec<String>) =
         targets.iter().cloned().partition(|t| inputs.contains(t));
+    let minmax = opts.calib_method == CalibMethod::MinMax;
+    let mut out = CalibrationData::default();
     let mut stats = Vec::new();
     for name in &fed {
+        let tensors = data
+            .batches()
+            .iter()
+            .filter_map(|b| b.iter().find(|(n, _)| n == name).map(|(_, t)| t));
+        if minmax {
+            // No histogram to fill: a plain pass over the data.
+            out.values.insert(name.clone(), finite_range(tensors));
+            continue;
+        }
         let mut s = RunningStats::new(name, StatsConfig::default())?;
-        for batch in data.batches() {
-            if let Some((_, t)) = batch.iter().find(|(n, _)| n == name) {
-                s.update(t)?;
-            }
+        for t in tensors {
+            s.update(t)?;
         }
         stats.push(s);
     }
-    let mut out = CalibrationData::default();
-    if !computed.is_empty() && opts.calib_method == CalibMethod::MinMax {
-        // Min/max needs no histogram: a plain f32 reduction, far cheaper per element.
-        fast_minmax(model, &computed, &data, rt.as_ref(), threads, &mut out)?;
+    let mut derived_count = 0;
+    if !computed.is_empty() && minmax {
+        // Min/max needs no histogram: a plain f32 reduction, far cheaper per element; and
+        // what follows exactly from other ranges is not measured at all.
+        let (measured, derived) = derive_range::plan(model, &computed, &fed);
+        let mut ranges: HashMap<String, (f64, f64)> = out
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), (v.min, v.max)))
+            .collect();
+        ranges.extend(fast_minmax(model, &measured, &data, rt.as_ref(), threads)?);
+        derive_range::apply(&derived, &mut ranges);
+        derived_count = derived.len();
+        for name in &computed {
+            let (min, max) = ranges.get(name).copied().unwrap_or((0.0, 0.0));
+            out.values.insert(
+                name.clone(),
+                ValueStats {
+                    min,
+                    max,
+                    histogram: None,
+                },
+            );
+        }
     } else if !computed.is_empty() {
         stats.extend(
             collect_stats(
@@ -128,8 +169,13 @@ pub fn statistics(
             .with_context(|| format!("{}: calibration failed", path.display()))?,
         );
     }
+    let derived_note = if derived_count > 0 {
+        format!(", {derived_count} of them derived exactly from others' min/max")
+    } else {
+        String::new()
+    };
     notes.push(format!(
-        "calibrated {} values on {} samples of {} ({})",
+        "calibrated {} values on {} samples of {} ({}){derived_note}",
         targets.len(),
         data.samples(),
         path.display(),
@@ -194,6 +240,32 @@ pub fn means(
     Ok(())
 }
 
+/// Min and max of the finite values of `tensors` (0, 0 when there are none), no histogram.
+fn finite_range<'a>(tensors: impl Iterator<Item = &'a whittle_runtime::HostTensor>) -> ValueStats {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for t in tensors {
+        if let Some(xs) = t.as_slice::<f32>() {
+            let (a, b) = xs
+                .iter()
+                .filter(|x| x.is_finite())
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            (lo, hi) = (lo.min(a as f64), hi.max(b as f64));
+        } else {
+            for x in t.to_f64_vec().into_iter().filter(|x| x.is_finite()) {
+                (lo, hi) = (lo.min(x), hi.max(x));
+            }
+        }
+    }
+    let (min, max) = if lo <= hi { (lo, hi) } else { (0.0, 0.0) };
+    ValueStats {
+        min,
+        max,
+        histogram: None,
+    }
+}
+
 /// `model` with a ReduceMin and a ReduceMax (all axes, scalar) of every value in `names`
 /// as extra outputs `NAME.min` / `NAME.max` — what onnxruntime's calibrator does, so each run
 /// returns two scalars per value instead of the whole activation.
@@ -240,21 +312,24 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
     (m, pairs)
 }
 
-/// Min and max of `names` over the dataset (no histogram), into `out`.
+/// Min and max of `names` over the dataset (no histogram); (0, 0) for a value that never
+/// had a finite range.
 fn fast_minmax(
     model: &Model,
     names: &[String],
     data: &Dataset,
     rt: &dyn whittle_runtime::Backend,
     threads: usize,
-    out: &mut CalibrationData,
-) -> Result<()> {
+) -> Result<Vec<(String, (f64, f64))>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
     let (augmented, pairs) = with_min_max(model, names);
     let runner = Runner::for_dataset(&augmented, None, rt, data)?;
     let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
     runner.for_each_run(data, threads, None, |_, outputs| {
         // One lookup table per run: a linear search per value is quadratic in the values.
-        let by_name: std::collections::HashMap<&str, &whittle_runtime::HostTensor> =
+        let by_name: HashMap<&str, &whittle_runtime::HostTensor> =
             outputs.iter().map(|(o, t)| (o.as_str(), t)).collect();
         let scalar = |n: &str| by_name.get(n).and_then(|t| t.to_f64_vec().first().copied());
         for (slot, (lo, hi)) in range.iter_mut().zip(&pairs) {
@@ -264,22 +339,18 @@ fn fast_minmax(
         }
         Ok(())
     })?;
-    for ((lo, hi), name) in range.into_iter().zip(names) {
-        let (min, max) = if lo <= hi && lo.is_finite() && hi.is_finite() {
-            (lo, hi)
-        } else {
-            (0.0, 0.0)
-        };
-        out.values.insert(
-            name.clone(),
-            ValueStats {
-                min,
-                max,
-                histogram: None,
-            },
-        );
-    }
-    Ok(())
+    Ok(range
+        .into_iter()
+        .zip(names)
+        .map(|((lo, hi), name)| {
+            let r = if lo <= hi && lo.is_finite() && hi.is_finite() {
+                (lo, hi)
+            } else {
+                (0.0, 0.0)
+            };
+            (name.clone(), r)
+        })
+        .collect())
 }
 
 /// Runs both models on the calibration set and measures the quantized one's error.
