@@ -74,7 +74,10 @@ pub fn read_npz(path: &Path) -> Result<Vec<NamedTensor>, NpzError> {
             continue;
         }
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_string();
-        let mut bytes = Vec::new();
+        // Sized up front (growing by doubling copies a big array several times); the size
+        // a member claims is trusted only up to the archive's own size, as it may lie.
+        let archive_len = std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut bytes = Vec::with_capacity(member.size().min(archive_len) as usize);
         member
             .read_to_end(&mut bytes)
             .map_err(|e| NpzError::Array {

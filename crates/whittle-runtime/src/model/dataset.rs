@@ -139,8 +139,10 @@ impl Dataset {
                     keys()
                 )));
             };
-            let arr = if arr.dtype() == spec.dtype {
-                arr.clone()
+            // Borrowed unless it must be cast: calibration sets are often the largest thing
+            // in memory, and the runs copy out of it anyway.
+            let arr: std::borrow::Cow<'_, HostTensor> = if arr.dtype() == spec.dtype {
+                std::borrow::Cow::Borrowed(arr)
             } else {
                 notes.push(format!(
                     "array \"{}\" cast from {} to {}, the input's dtype",
@@ -148,7 +150,7 @@ impl Dataset {
                     arr.dtype(),
                     spec.dtype
                 ));
-                arr.cast(spec.dtype)
+                std::borrow::Cow::Owned(arr.cast(spec.dtype))
             };
             let rank = spec.dims.len();
             let feed = match arr.shape().len() {
@@ -199,7 +201,7 @@ impl Dataset {
                     let t = match feed {
                         Feed::Batched => slice_axis0(arr, start, len, false),
                         Feed::Stacked => slice_axis0(arr, start, 1, true),
-                        Feed::Broadcast => Ok(arr.clone()),
+                        Feed::Broadcast => Ok(arr.clone().into_owned()),
                     };
                     t.map(|t| (spec.name.clone(), t)).map_err(data)
                 })
@@ -316,7 +318,7 @@ fn check_sample_dims(
 /// The run size B of the batching rule (see [`Dataset::from_arrays`]).
 fn run_size(
     specs: &[InputSpec],
-    feeds: &[(Feed, HostTensor)],
+    feeds: &[(Feed, std::borrow::Cow<'_, HostTensor>)],
     overrides: &[ShapeOverride],
     options: &BatchOptions,
     n: usize,

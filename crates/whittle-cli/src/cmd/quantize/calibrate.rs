@@ -14,6 +14,7 @@ use whittle_passes::quantize::{
     self, CalibMethod, CalibrationData, Histogram, QuantizeOptions, QuantizeReport, Status,
     ValueStats, derive_range,
 };
+use whittle_runtime::model::BackendKind;
 use whittle_runtime::model::{
     BatchOptions, Dataset, Runner, Taps, collect_stats, collect_tensors, compare_models,
     input_specs, slice_axis0,
@@ -105,14 +106,42 @@ pub fn statistics(
     notes: &mut Vec<String>,
 ) -> Result<CalibrationData> {
     let targets = quantize::calibration_targets(model, opts);
-    let data = dataset(model, path, backend, None)?;
-    notes.extend(data.notes.iter().cloned());
-    let (rt, threads) = backend.backend()?;
     // Graph inputs are read straight from the data; the rest comes out of the model.
     let inputs: Vec<String> = model.graph.input_names().map(String::from).collect();
     let (fed, computed): (Vec<String>, Vec<String>) =
         targets.iter().cloned().partition(|t| inputs.contains(t));
     let minmax = opts.calib_method == CalibMethod::MinMax;
+    let derivation =
+        (minmax && !computed.is_empty()).then(|| derive_range::plan(model, &computed, &fed));
+    // onnxruntime does not specialise a model to input shapes, so the sessions of the
+    // min/max run are built while the calibration set is read (tract needs its shapes).
+    let early = derivation
+        .as_ref()
+        .filter(|_| backend.kind() == BackendKind::Ort)
+        .map(|(measured, _)| measured);
+    let (data, early) = std::thread::scope(|scope| {
+        let job =
+            early.map(|measured| scope.spawn(|| MinMaxRun::start(model, measured, backend, None)));
+        let data = dataset(model, path, backend, None);
+        let early = job.map(|h| {
+            h.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "building the calibration sessions panicked"
+                ))
+            })
+        });
+        (data, early)
+    });
+    let data = data?;
+    notes.extend(data.notes.iter().cloned());
+    let early = early.transpose()?;
+    // The histogram methods read whole activations through `collect_stats`.
+    let (rt, threads) = if derivation.is_none() && !computed.is_empty() {
+        let (rt, threads) = backend.backend()?;
+        (Some(rt), threads)
+    } else {
+        (None, 0)
+    };
     let mut out = CalibrationData::default();
     let mut stats = Vec::new();
     for name in &fed {
@@ -132,16 +161,21 @@ pub fn statistics(
         stats.push(s);
     }
     let mut derived_count = 0;
-    if !computed.is_empty() && minmax {
+    let mut runtime = early.as_ref().map_or("", |r| r.backend);
+    if let Some((measured, derived)) = &derivation {
         // Min/max needs no histogram: a plain f32 reduction, far cheaper per element; and
         // what follows exactly from other ranges is not measured at all.
-        let (measured, derived) = derive_range::plan(model, &computed, &fed);
+        let run = match early {
+            Some(run) => run,
+            None => MinMaxRun::start(model, measured, backend, Some(&data))?,
+        };
+        runtime = run.backend;
         let mut ranges: HashMap<String, (f64, f64)> = out
             .values
             .iter()
             .map(|(k, v)| (k.clone(), (v.min, v.max)))
             .collect();
-        ranges.extend(fast_minmax(model, &measured, &data, rt.as_ref(), threads)?);
+        ranges.extend(run.ranges(measured, &data)?);
         derive_range::apply(&derived, &mut ranges);
         derived_count = derived.len();
         for name in &computed {
@@ -155,7 +189,8 @@ pub fn statistics(
                 },
             );
         }
-    } else if !computed.is_empty() {
+    } else if let (false, Some(rt)) = (computed.is_empty(), &rt) {
+        runtime = rt.name();
         stats.extend(
             collect_stats(
                 model,
@@ -179,7 +214,11 @@ pub fn statistics(
         targets.len(),
         data.samples(),
         path.display(),
-        rt.name()
+        if runtime.is_empty() {
+            "read from the data"
+        } else {
+            runtime
+        }
     ));
     for s in stats {
         let sum = s.summary();
@@ -312,45 +351,74 @@ fn with_min_max(model: &Model, names: &[String]) -> (Model, Vec<(String, String)
     (m, pairs)
 }
 
-/// Min and max of `names` over the dataset (no histogram); (0, 0) for a value that never
-/// had a finite range.
-fn fast_minmax(
-    model: &Model,
-    names: &[String],
-    data: &Dataset,
-    rt: &dyn whittle_runtime::Backend,
+/// The model with min/max reductions, loaded and ready to run over the calibration set.
+struct MinMaxRun {
+    runner: Option<Runner>,
+    pairs: Vec<(String, String)>,
     threads: usize,
-) -> Result<Vec<(String, (f64, f64))>> {
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (augmented, pairs) = with_min_max(model, names);
-    let runner = Runner::for_dataset(&augmented, None, rt, data)?;
-    let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
-    runner.for_each_run(data, threads, None, |_, outputs| {
-        // One lookup table per run: a linear search per value is quadratic in the values.
-        let by_name: HashMap<&str, &whittle_runtime::HostTensor> =
-            outputs.iter().map(|(o, t)| (o.as_str(), t)).collect();
-        let scalar = |n: &str| by_name.get(n).and_then(|t| t.to_f64_vec().first().copied());
-        for (slot, (lo, hi)) in range.iter_mut().zip(&pairs) {
-            if let (Some(a), Some(b)) = (scalar(lo), scalar(hi)) {
-                *slot = (slot.0.min(a), slot.1.max(b));
-            }
+    backend: &'static str,
+}
+
+impl MinMaxRun {
+    /// Chooses the backend and loads the augmented model; `data` gives the input shapes to
+    /// backends that specialise on them (`None` is fine for onnxruntime).
+    fn start(
+        model: &Model,
+        names: &[String],
+        backend: &BackendArgs,
+        data: Option<&Dataset>,
+    ) -> Result<MinMaxRun> {
+        let (rt, threads) = backend.backend()?;
+        let mut run = MinMaxRun {
+            runner: None,
+            pairs: Vec::new(),
+            threads,
+            backend: rt.name(),
+        };
+        if names.is_empty() {
+            return Ok(run);
         }
-        Ok(())
-    })?;
-    Ok(range
-        .into_iter()
-        .zip(names)
-        .map(|((lo, hi), name)| {
-            let r = if lo <= hi && lo.is_finite() && hi.is_finite() {
-                (lo, hi)
-            } else {
-                (0.0, 0.0)
-            };
-            (name.clone(), r)
-        })
-        .collect())
+        let (augmented, pairs) = with_min_max(model, names);
+        run.runner = Some(match data {
+            Some(data) => Runner::for_dataset(&augmented, None, rt.as_ref(), data)?,
+            None => Runner::load(&augmented, None, rt.as_ref(), &[])?,
+        });
+        run.pairs = pairs;
+        Ok(run)
+    }
+
+    /// Min and max of `names` (the values the run was started with, in order) over the
+    /// dataset; (0, 0) for a value that never had a finite range.
+    fn ranges(&self, names: &[String], data: &Dataset) -> Result<Vec<(String, (f64, f64))>> {
+        let Some(runner) = &self.runner else {
+            return Ok(Vec::new());
+        };
+        let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
+        runner.for_each_run(data, self.threads, None, |_, outputs| {
+            // One lookup table per run: a linear search per value is quadratic in the values.
+            let by_name: HashMap<&str, &whittle_runtime::HostTensor> =
+                outputs.iter().map(|(o, t)| (o.as_str(), t)).collect();
+            let scalar = |n: &str| by_name.get(n).and_then(|t| t.to_f64_vec().first().copied());
+            for (slot, (lo, hi)) in range.iter_mut().zip(&self.pairs) {
+                if let (Some(a), Some(b)) = (scalar(lo), scalar(hi)) {
+                    *slot = (slot.0.min(a), slot.1.max(b));
+                }
+            }
+            Ok(())
+        })?;
+        Ok(range
+            .into_iter()
+            .zip(names)
+            .map(|((lo, hi), name)| {
+                let r = if lo <= hi && lo.is_finite() && hi.is_finite() {
+                    (lo, hi)
+                } else {
+                    (0.0, 0.0)
+                };
+                (name.clone(), r)
+            })
+            .collect())
+    }
 }
 
 /// Runs both models on the calibration set and measures the quantized one's error.
