@@ -176,7 +176,7 @@ pub fn statistics(
             .map(|(k, v)| (k.clone(), (v.min, v.max)))
             .collect();
         ranges.extend(run.ranges(measured, &data)?);
-        derive_range::apply(&derived, &mut ranges);
+        derive_range::apply(derived, &mut ranges);
         derived_count = derived.len();
         for name in &computed {
             let (min, max) = ranges.get(name).copied().unwrap_or((0.0, 0.0));
