@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error (one line naming the file and the problem on stderr),
 //! 2 usage error (from clap). A panic is a bug.
 pub mod cmd;
+mod deferred;
 pub mod output;
 mod signals;
 
@@ -63,6 +64,7 @@ pub fn main_exit_code() -> std::process::ExitCode {
         Command::Merge(args) => cmd::merge::run(args),
         Command::Prune(args) => cmd::prune::run(args),
     };
+    deferred::finish();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

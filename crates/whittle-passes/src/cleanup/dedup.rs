@@ -1,5 +1,5 @@
 //! Duplicate initializers merged by content: tensors of one graph with the same dtype,
-//! dims and bytes (content hash first, then a byte comparison) become one; readers of the
+//! dims and bytes (grouped by dtype and dims, then compared byte for byte) become one; readers of the
 //! others read the first.
 //!
 //! Invariants:
@@ -43,20 +43,16 @@ fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
             !fixed && t.le_bytes().is_ok()
         })
         .collect();
-    // Only a tensor that shares its dtype and dims with another can be a duplicate: hashing
-    // the rest (most weights of a model) is wasted time.
-    let mut shapes: HashMap<(whittle_ir::DataType, &[i64]), usize> = HashMap::new();
+    // Candidates grouped by dtype and dims (only those can be equal), groups in the order of
+    // their first member; members are then compared byte for byte with the kept ones — a
+    // comparison of different tensors stops at the first differing byte, far cheaper than
+    // hashing every weight (and it runs in every clean-up round).
+    let mut first_of: HashMap<(whittle_ir::DataType, &[i64]), usize> = HashMap::new();
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &i in &candidates {
         let t = &g.initializers[i];
-        *shapes.entry((t.dtype(), t.dims())).or_default() += 1;
-    }
-    // Candidates grouped by content hash, in initializer order.
-    let mut groups: BTreeMap<[u8; 32], Vec<usize>> = BTreeMap::new();
-    for &i in &candidates {
-        let t = &g.initializers[i];
-        if shapes[&(t.dtype(), t.dims())] > 1 {
-            groups.entry(t.content_hash()).or_default().push(i);
-        }
+        let first = *first_of.entry((t.dtype(), t.dims())).or_insert(i);
+        groups.entry(first).or_default().push(i);
     }
     let mut map: HashMap<String, String> = HashMap::new();
     let mut lines = Vec::new();
@@ -64,12 +60,10 @@ fn dedup(g: &mut Graph, cx: GraphCx, path: &str, report: &mut PassReport) {
         let mut kept: Vec<usize> = Vec::new();
         for &i in members {
             let t = &g.initializers[i];
-            let same = kept.iter().copied().find(|&k| {
-                let keep = &g.initializers[k];
-                keep.dtype() == t.dtype()
-                    && keep.dims() == t.dims()
-                    && keep.le_bytes().ok() == t.le_bytes().ok()
-            });
+            let same = kept
+                .iter()
+                .copied()
+                .find(|&k| g.initializers[k].le_bytes().ok() == t.le_bytes().ok());
             match same {
                 Some(k) => {
                     let (from, to) = (t.name().to_string(), g.initializers[k].name().to_string());

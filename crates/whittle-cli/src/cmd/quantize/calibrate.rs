@@ -176,6 +176,7 @@ pub fn statistics(
             .map(|(k, v)| (k.clone(), (v.min, v.max)))
             .collect();
         ranges.extend(run.ranges(measured, &data)?);
+        crate::deferred::drop_later(run);
         derive_range::apply(derived, &mut ranges);
         derived_count = derived.len();
         for name in &computed {
@@ -279,17 +280,54 @@ pub fn means(
     Ok(())
 }
 
+/// Min and max of `xs` ignoring NaN (a comparison with NaN is false), over 16 independent
+/// lanes so the compiler vectorises it; infinities are included.
+fn lane_range(xs: &[f32]) -> (f32, f32) {
+    const LANES: usize = 16;
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..LANES {
+            if c[k] < lo[k] {
+                lo[k] = c[k];
+            }
+            if c[k] > hi[k] {
+                hi[k] = c[k];
+            }
+        }
+    }
+    for (k, &x) in rest.iter().enumerate() {
+        if x < lo[k] {
+            lo[k] = x;
+        }
+        if x > hi[k] {
+            hi[k] = x;
+        }
+    }
+    let fold = |v: [f32; LANES], f: fn(f32, f32) -> f32, start: f32| v.into_iter().fold(start, f);
+    (
+        fold(lo, f32::min, f32::INFINITY),
+        fold(hi, f32::max, f32::NEG_INFINITY),
+    )
+}
+
 /// Min and max of the finite values of `tensors` (0, 0 when there are none), no histogram.
 fn finite_range<'a>(tensors: impl Iterator<Item = &'a whittle_runtime::HostTensor>) -> ValueStats {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for t in tensors {
         if let Some(xs) = t.as_slice::<f32>() {
-            let (a, b) = xs
-                .iter()
-                .filter(|x| x.is_finite())
-                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
-                    (a.min(x), b.max(x))
-                });
+            let (a, b) = match lane_range(xs) {
+                // Infinities took part: redo it without them (rare, so slow is fine).
+                (a, b) if !a.is_finite() || !b.is_finite() => xs
+                    .iter()
+                    .filter(|x| x.is_finite())
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    }),
+                r => r,
+            };
             (lo, hi) = (lo.min(a as f64), hi.max(b as f64));
         } else {
             for x in t.to_f64_vec().into_iter().filter(|x| x.is_finite()) {
@@ -488,4 +526,30 @@ fn produced(m: &Model, value: &str) -> bool {
     m.graph
         .nodes()
         .any(|(_, n)| n.outputs().iter().any(|o| o == value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whittle_runtime::HostTensor;
+
+    #[test]
+    fn finite_range_skips_nan_and_infinities_in_every_lane() {
+        // 37 values: two full chunks of 16 and a remainder; extremes in the remainder.
+        let mut xs: Vec<f32> = (0..37).map(|k| (k as f32 - 18.0) * 0.5).collect();
+        xs[3] = f32::NAN;
+        xs[36] = -20.0;
+        let a = HostTensor::from_vec(vec![37], xs.clone()).unwrap();
+        let r = finite_range([&a].into_iter());
+        assert_eq!((r.min, r.max), (-20.0, 8.5));
+        xs[0] = f32::INFINITY;
+        xs[17] = f32::NEG_INFINITY;
+        let b = HostTensor::from_vec(vec![37], xs).unwrap();
+        let c = HostTensor::from_vec(vec![2], vec![30.0f32, -1.0]).unwrap();
+        let r = finite_range([&b, &c].into_iter());
+        assert_eq!((r.min, r.max), (-20.0, 30.0));
+        let nothing = HostTensor::from_vec(vec![1], vec![f32::NAN]).unwrap();
+        let r = finite_range([&nothing].into_iter());
+        assert_eq!((r.min, r.max), (0.0, 0.0));
+    }
 }
