@@ -79,14 +79,7 @@ pub(super) fn quantize_weights(
         .map(|item| {
             let c = item.as_ref().ok()?.weight.as_ref()?;
             let values = weight_values(g.initializer(&c.weight)?).ok()?;
-            let q = weights::quantize(
-                &values,
-                &c.dims,
-                c.layout,
-                opts.weight_type,
-                opts.symmetric,
-                scheme::keep_f32,
-            );
+            let q = weight_mode::quantize_candidate(&values, c, opts, scheme::keep_f32);
             Some((values, q))
         })
         .collect()

@@ -168,14 +168,7 @@ fn rewrite(
                     continue;
                 }
             };
-            let q = weights::quantize(
-                &values,
-                &c.dims,
-                c.layout,
-                opts.weight_type,
-                opts.symmetric,
-                weights::rounding_for(c.weight_dtype),
-            );
+            let q = quantize_candidate(&values, &c, opts, weights::rounding_for(c.weight_dtype));
             let (node, tensors, out) = dq_node(&c, &q, opts, t.dims(), taken);
             let written = Written {
                 dq_output: out,
@@ -288,4 +281,22 @@ pub fn drop_unused(g: &mut Graph, cx: &GraphCx, replaced: &HashSet<String>) {
 /// Whether `t` is a float type quantization writes scales in.
 pub fn is_quantizable_float(t: DataType) -> bool {
     t == DataType::FLOAT || t == DataType::FLOAT16
+}
+
+/// `values`, the weight of `c`, quantized with its layout and the options' type and symmetry;
+/// `round` is applied to the dequantized values (the float type they compare against).
+pub(super) fn quantize_candidate(
+    values: &[f32],
+    c: &Candidate,
+    opts: &QuantizeOptions,
+    round: fn(f32) -> f32,
+) -> weights::Quantized {
+    weights::quantize(
+        values,
+        &c.dims,
+        c.layout,
+        opts.weight_type,
+        opts.symmetric,
+        round,
+    )
 }
