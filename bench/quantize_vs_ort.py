@@ -10,11 +10,13 @@ on both sides uses the same calibration set (digits_calib.npz, 64 samples) and o
 model and, separately, the model after its own `quant_pre_process` (BatchNorm fused, as
 whittle's clean-up does before static quantization).
 
---corpus adds corpus CNNs: nudenet 320n (uniform [0, 1) images) and PP-OCRv4 det and rec
-(synthetic text pages/lines from bench/synthetic.py — on noise the detector outputs ~0 and
-fidelity numbers mean nothing): static int8 with 16 calibration samples on both sides, then
-top-1 agreement (det: the text/no-text decision at 0.3 per pixel) and SNR against the float
-model over 16 other samples of the same kind, and weight-only int8 (whittle).
+--corpus adds corpus CNNs: nudenet 320n (uniform [0, 1) images), PP-OCRv4 det (synthetic
+text pages, bench/synthetic.py — on noise the detector outputs ~0 and fidelity numbers mean
+nothing) and rec (rendered text lines, `text_lines`: needs Pillow): static int8 with 16
+calibration samples on both sides, then top-1 agreement (det: the text/no-text decision at
+0.3 per pixel; rec: per time step) and SNR against the float model over 48 other samples of
+the same kind, and weight-only int8 (whittle), rounded to nearest and with `--gptq` (the same
+16 calibration samples).
 
 Times are end to end: the wall time of the command (`whittle quantize …` as a process;
 onnxruntime's `tests/python/ort_quantize_ref.py` as a process: interpreter start, imports,
@@ -33,7 +35,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from synthetic import text_images  # noqa: E402
+from synthetic import text_images, text_lines  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -161,13 +163,16 @@ def corpus(exe, tmp, runs):
         m = os.path.join(ROOT, "corpus", rel)
         if not os.path.exists(m):
             continue
-        if "rapidocr" in rel:
-            data = text_images(32, shape[2], shape[3])
+        n = 16 + 48
+        if "rec_infer" in rel:
+            data = text_lines(n, shape[2], shape[3])
+        elif "rapidocr" in rel:
+            data = text_images(n, shape[2], shape[3])
         else:
-            data = np.random.default_rng(0).uniform(0, 1, (32, *shape[1:])).astype(np.float32)
+            data = np.random.default_rng(0).uniform(0, 1, (n, *shape[1:])).astype(np.float32)
         calib = os.path.join(tmp, "calib.npz")
         np.savez(calib, **{name: data[:16]})
-        xs = [data[16 + k:17 + k] for k in range(16)]
+        xs = [data[16 + k:17 + k] for k in range(48)]
         ref_out = outputs(m, xs)
         shape_arg = f"{name}={'x'.join(map(str, shape))}"
         tag = os.path.basename(rel)
@@ -182,6 +187,8 @@ def corpus(exe, tmp, runs):
             ("onnxruntime quantize_static", "cs_o.onnx",
              lambda o: ref(m, o, ["--mode", "static", "--calib", calib, "--per-channel"])),
             ("whittle weight int8 per-channel", "cw_w.onnx", lambda o: whittle(exe, m, o, [])),
+            ("whittle weight int8 per-channel --gptq", "cw_g.onnx",
+             lambda o: whittle(exe, m, o, ["--gptq", "--calib", calib, "--no-measure"])),
         ]
         for label, file, make in cases:
             seconds = make(out(file))

@@ -13,6 +13,7 @@
 //! re-quantizes with op types kept in float until it is not slower ([`no_slower`]), before
 //! anything is written; `--format qoperator` (static) is a pass option.
 pub mod calibrate;
+mod gptq_moments;
 pub mod no_slower;
 mod print;
 mod speed;
@@ -146,6 +147,11 @@ pub struct QuantizeArgs {
     /// its weight quantization adds, (W_q − W)·E[x] with E[x] measured on the calibration set.
     #[arg(long)]
     pub bias_correction: bool,
+    /// weight mode with --calib: round each weight with GPTQ (error compensation against
+    /// its layer's inputs on the calibration set) instead of to nearest; same format and
+    /// size. Calibrate on data like what the model will see: GPTQ fits that data.
+    #[arg(long)]
+    pub gptq: bool,
     /// With --calib: do not run the float and quantized models to measure the error.
     #[arg(long)]
     pub no_measure: bool,
@@ -244,6 +250,19 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
             );
         }
     }
+    if args.gptq {
+        if mode != Mode::Weight {
+            bail!("--gptq is for --mode weight (it chooses how weights are rounded)");
+        }
+        if args.calib.is_none() {
+            bail!("--gptq measures each layer's inputs on a calibration set: --calib FILE.npz");
+        }
+        if matches!(granularity, Granularity::Block(_)) {
+            bail!(
+                "--gptq needs per-channel or per-tensor weights (not --block-size / --format ort-nbits)"
+            );
+        }
+    }
     let calib_method = match args.calib_method {
         CalibArg::Minmax => CalibMethod::MinMax,
         CalibArg::Percentile => {
@@ -275,6 +294,7 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         calib_method,
         keep_io_types: args.keep_io_types,
         bias_correction: args.bias_correction,
+        gptq: args.gptq,
     })
 }
 
@@ -349,6 +369,10 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
         ),
         _ => None,
     };
+    if let (true, Some(path)) = (opts.gptq, &args.calib) {
+        let data = calib.get_or_insert_with(Default::default);
+        data.hessians = gptq_moments::hessians(&model, &opts, path, &args.backend, &mut notes)?;
+    }
     if let (true, Some(path)) = (opts.bias_correction, &args.calib) {
         let data = calib.get_or_insert_with(Default::default);
         calibrate::means(&model, &opts, path, &args.backend, data, &mut notes)?;

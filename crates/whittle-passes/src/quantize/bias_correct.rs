@@ -221,14 +221,9 @@ fn plan_one(
         .initializer(&c.weight)
         .ok_or("weight is not an initializer")?;
     let w = weight_values(t)?;
-    let q = weights::quantize(
-        &w,
-        &c.dims,
-        c.layout,
-        opts.weight_type,
-        opts.symmetric,
-        rounding(opts, c),
-    );
+    // The weights exactly as the rewrite will round them (GPTQ included).
+    let hessian = calib.hessians.get(&c.weight).filter(|_| opts.gptq);
+    let (q, _) = super::gptq::quantize_weight(&w, c, opts, rounding(opts, c), hessian);
     let diff: Vec<f64> = q
         .dequantized
         .iter()

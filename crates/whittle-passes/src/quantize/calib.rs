@@ -55,6 +55,9 @@ pub struct CalibrationData {
     /// axis [`super::bias_correct::targets`] names for the value (all other axes averaged).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub means: BTreeMap<String, Vec<f64>>,
+    /// Input second moments of layers for `--gptq`, by weight name ([`super::gptq`]).
+    #[serde(skip)]
+    pub hessians: BTreeMap<String, super::gptq::LayerHessian>,
 }
 
 /// The range `method` picks for a value quantized to `t`.

@@ -40,6 +40,7 @@ pub mod dynamic;
 pub mod fp16;
 mod fp16_bodies;
 mod fp16_plan;
+pub mod gptq;
 pub mod nbits;
 mod needs;
 pub mod options;
@@ -98,7 +99,15 @@ pub fn quantize(
     }
     let macs = MacTable::new(model, shapes);
     match opts.mode {
-        Mode::Weight => weight_mode::run(model, opts, &macs, &mut report)?,
+        Mode::Weight => {
+            if opts.gptq && calib.is_none() {
+                return Err(PassError::Failed {
+                    pass: "quantize".into(),
+                    message: "GPTQ needs the layer inputs' moments from calibration data (--calib FILE.npz)".into(),
+                });
+            }
+            weight_mode::run(model, opts, &macs, calib.map(|c| &c.hessians), &mut report)?
+        }
         Mode::Fp16 => fp16::run(model, opts, calib, &macs, &mut report)?,
         Mode::Dynamic => dynamic::run(model, opts, &macs, &mut report)?,
         Mode::Static => {

@@ -82,6 +82,9 @@ pub struct QuantizeOptions {
     /// weight/static: shift each quantized layer's bias by the mean error its weight
     /// quantization introduces on the calibration data (needs `CalibrationData::means`).
     pub bias_correction: bool,
+    /// weight mode: round weights with GPTQ against the calibration inputs' moments (needs
+    /// `CalibrationData::hessians`; layers without them are rounded to nearest).
+    pub gptq: bool,
 }
 
 impl Default for QuantizeOptions {
@@ -101,6 +104,7 @@ impl Default for QuantizeOptions {
             calib_method: CalibMethod::MinMax,
             keep_io_types: false,
             bias_correction: false,
+            gptq: false,
         }
     }
 }

@@ -52,6 +52,7 @@ pub(super) fn subgraph_weights(
         &body_options(opts),
         macs,
         Graphs::SubgraphsOnly,
+        None,
         report,
     )?;
     for e in &mut report.nodes[first..] {

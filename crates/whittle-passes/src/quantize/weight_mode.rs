@@ -64,11 +64,15 @@ pub fn run(
     model: &mut Model,
     opts: &QuantizeOptions,
     macs: &MacTable,
+    hessians: Option<&Hessians>,
     report: &mut QuantizeReport,
 ) -> Result<(), PassError> {
     needs::ensure_opset(model, &need(model, opts), report)?;
-    rewrite_graphs(model, opts, macs, Graphs::All, report)
+    rewrite_graphs(model, opts, macs, Graphs::All, hessians, report)
 }
+
+/// `--gptq` input moments by weight name (main graph only).
+pub type Hessians = std::collections::BTreeMap<String, super::gptq::LayerHessian>;
 
 /// The weight rewrite of the graphs `which` selects (the opset must already be high
 /// enough: see [`need_in`]).
@@ -77,6 +81,7 @@ pub(super) fn rewrite_graphs(
     opts: &QuantizeOptions,
     macs: &MacTable,
     which: Graphs,
+    hessians: Option<&Hessians>,
     report: &mut QuantizeReport,
 ) -> Result<(), PassError> {
     let mut walk = GraphWalk::new(model);
@@ -104,7 +109,9 @@ pub(super) fn rewrite_graphs(
         if opts.format == Format::OrtNbits {
             uses_nbits |= nbits::rewrite(g, &cx, found, opts, taken, report)?;
         } else {
-            rewrite(g, &cx, found, opts, taken, report);
+            // Values inside a body cannot be read out, so only the main graph has moments.
+            let hessians = hessians.filter(|_| path.is_empty() && opts.gptq);
+            rewrite(g, &cx, found, opts, hessians, taken, report);
         }
         Ok(())
     });
@@ -116,11 +123,57 @@ pub(super) fn rewrite_graphs(
     Ok(())
 }
 
+/// A weight's float values, its quantization, and whether GPTQ rounded it (or why not).
+type Rounded = (Vec<f32>, weights::Quantized, Result<bool, String>);
+
+/// Every distinct (weight, layout) of `found` quantized, side by side (GPTQ's rounding is
+/// the slow part of the rewrite); the rewrite then only builds nodes, in order.
+fn round_all(
+    g: &Graph,
+    found: &[Result<Candidate, NodeEntry>],
+    opts: &QuantizeOptions,
+    hessians: Option<&Hessians>,
+) -> HashMap<(String, Layout), Result<Rounded, String>> {
+    use rayon::prelude::*;
+    let mut unique: Vec<&Candidate> = Vec::new();
+    for c in found.iter().filter_map(|f| f.as_ref().ok()) {
+        if !unique
+            .iter()
+            .any(|u| u.weight == c.weight && u.layout == c.layout)
+        {
+            unique.push(c);
+        }
+    }
+    unique
+        .par_iter()
+        .filter_map(|c| {
+            let t = g.initializer(&c.weight)?;
+            let key = (c.weight.clone(), c.layout);
+            let values = match weight_values(t) {
+                Ok(v) => v,
+                Err(why) => return Some((key, Err(why))),
+            };
+            let round = weights::rounding_for(c.weight_dtype);
+            let (q, gptq) = match hessians.map(|h| h.get(&c.weight)) {
+                Some(Some(h)) => super::gptq::quantize_weight(&values, c, opts, round, Some(h)),
+                Some(None) => (
+                    quantize_candidate(&values, c, opts, round),
+                    Err("no calibration moments of its input".to_string()),
+                ),
+                None => (quantize_candidate(&values, c, opts, round), Ok(false)),
+            };
+            Some((key, Ok((values, q, gptq))))
+        })
+        .collect()
+}
+
 /// One quantized weight, ready to be written.
 struct Written {
     dq_output: String,
     bytes_after: u64,
     sqnr: Option<f64>,
+    /// What the form says of GPTQ (empty without `--gptq`).
+    gptq: String,
 }
 
 /// Applies the DequantizeLinear rewrite to one graph's candidates (collected first).
@@ -129,6 +182,7 @@ fn rewrite(
     cx: &GraphCx,
     found: Vec<Result<Candidate, NodeEntry>>,
     opts: &QuantizeOptions,
+    hessians: Option<&Hessians>,
     taken: &mut HashSet<String>,
     report: &mut QuantizeReport,
 ) {
@@ -137,6 +191,7 @@ fn rewrite(
     let mut new_inits: Vec<Tensor> = Vec::new();
     let mut reroutes = Vec::new();
     let mut replaced = HashSet::new();
+    let mut rounded = round_all(g, &found, opts, hessians);
     for item in found {
         let mut c = match item {
             Ok(c) => c,
@@ -161,19 +216,28 @@ fn rewrite(
                     .push(c.entry.skipped("weight is not an initializer"));
                 continue;
             };
-            let values = match weight_values(t) {
-                Ok(v) => v,
+            let entry = rounded
+                .remove(&key)
+                .unwrap_or_else(|| Err("weight is not an initializer".into()));
+            let (values, q, gptq) = match entry {
+                Ok(r) => r,
                 Err(why) => {
+                    // Every other reader of this weight is skipped for the same reason.
+                    rounded.insert(key.clone(), Err(why.clone()));
                     report.nodes.push(c.entry.skipped(why));
                     continue;
                 }
             };
-            let q = quantize_candidate(&values, &c, opts, weights::rounding_for(c.weight_dtype));
             let (node, tensors, out) = dq_node(&c, &q, opts, t.dims(), taken);
             let written = Written {
                 dq_output: out,
                 bytes_after: tensors.iter().map(Tensor::data_byte_len).sum(),
                 sqnr: scheme::sqnr_db(&values, &q.dequantized),
+                gptq: match gptq {
+                    Ok(true) => ", GPTQ rounding".to_string(),
+                    Ok(false) => String::new(),
+                    Err(why) => format!(", rounded to nearest (GPTQ: {why})"),
+                },
             };
             new_inits.extend(tensors);
             new_nodes.push((c.ix, node));
@@ -184,7 +248,7 @@ fn rewrite(
         replaced.insert(c.weight.clone());
         c.entry.status = Status::Quantized;
         c.entry.form = Some(format!(
-            "DequantizeLinear {} {} {}{}",
+            "DequantizeLinear {} {} {}{}{}",
             opts.weight_type.name(),
             c.layout.describe(),
             if opts.symmetric {
@@ -192,6 +256,7 @@ fn rewrite(
             } else {
                 "asymmetric"
             },
+            w.gptq,
             if shared { " (shared weight)" } else { "" }
         ));
         c.entry.weight_sqnr_db = w.sqnr;

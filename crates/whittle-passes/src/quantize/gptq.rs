@@ -1,0 +1,467 @@
+//! `--gptq`: weight rounding that compensates each rounding error with the weights not yet
+//! rounded (Frantar et al., "GPTQ", 2022), from the second moments of the layer's inputs on
+//! the calibration set. Round-to-nearest minimises ‖W − Q‖ per weight; GPTQ minimises the
+//! layer's output error ‖(W − Q) X‖ over the calibration inputs X, which is what the model
+//! sees. On PP-OCRv4 rec, weight-only int8 per-channel goes from 15.7 to 24.9 dB SNR on text
+//! lines like its calibration set.
+//!
+//! Invariants:
+//! - the format does not change: the scales and zero points are the round-to-nearest ones
+//!   (from the weight's own min/max), only which integer each weight gets differs, so every
+//!   value is still in range and the file has the same size and DequantizeLinear form;
+//! - rows (output channels) are independent given H = Σ x xᵀ, so they are rounded in
+//!   parallel and the result does not depend on the thread count;
+//! - H is damped by [`DAMP`] × mean(diag H) (the GPTQ default), and inputs that are zero on
+//!   every calibration row (diag 0) get weight 0 … rounded to nearest like the rest;
+//! - the calibration inputs are the float model's (no layer sees quantized upstream layers).
+//!
+//! The data side: [`targets`] names the layers and what to read; the CLI streams each
+//! layer's input through [`accumulate`] into a [`LayerHessian`] and hands the finished ones
+//! in through [`super::CalibrationData::hessians`].
+use super::QuantizeOptions;
+use super::candidates::{self, Candidate, WEIGHT_OPS};
+use super::scheme::{self, QuantType};
+use super::weights::{self, Layout, Quantized};
+use crate::cleanup::scope::GraphCx;
+use nalgebra::{Cholesky, DMatrix};
+use rayon::prelude::*;
+use whittle_ir::Model;
+
+/// Damping of H, relative to its mean diagonal (the reference implementation's default).
+pub const DAMP: f64 = 0.01;
+
+/// How a layer turns its input into rows of features (one row per output position).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rows {
+    /// Gemm (transA = 0) / MatMul: the input's last axis, one row per leading position.
+    Dense,
+    /// 2-D Conv: im2col patches per group, `(C/g)·kh·kw` features in weight order.
+    Conv {
+        kernel: [usize; 2],
+        strides: [usize; 2],
+        dilations: [usize; 2],
+        /// Pads `[top, left, bottom, right]`, or `None` for SAME_* (derived from the sizes).
+        pads: Option<[usize; 4]>,
+        same_upper: bool,
+        group: usize,
+    },
+}
+
+/// A layer whose weight GPTQ can round.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub node: String,
+    pub weight: String,
+    /// The value the layer reads.
+    pub input: String,
+    pub rows: Rows,
+    /// The weight's output axis: 0 (Conv, Gemm with transB) or 1 (MatMul, Gemm).
+    pub output_axis: usize,
+    /// Features per group (the size of each H).
+    pub features: usize,
+    pub groups: usize,
+}
+
+/// Σ x xᵀ of one layer's input rows, one matrix per group, and how many rows went in.
+#[derive(Clone, Debug)]
+pub struct LayerHessian {
+    pub groups: Vec<DMatrix<f64>>,
+    pub rows: u64,
+    pub output_axis: usize,
+    /// The factors GPTQ steps with, computed once from the finished sums (bias correction
+    /// and the rewrite both round the weight).
+    factors: std::sync::OnceLock<Option<Vec<DMatrix<f64>>>>,
+}
+
+impl PartialEq for LayerHessian {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.groups, self.rows, self.output_axis)
+            == (&other.groups, other.rows, other.output_axis)
+    }
+}
+
+impl LayerHessian {
+    pub fn new(t: &Target) -> LayerHessian {
+        LayerHessian {
+            groups: vec![DMatrix::zeros(t.features, t.features); t.groups],
+            rows: 0,
+            output_axis: t.output_axis,
+            factors: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The upper factors of every group (see [`inverse_factor`]); `None` when one is not
+    /// positive definite. Computed on first use: add no rows after that.
+    fn factors(&self) -> Option<&Vec<DMatrix<f64>>> {
+        self.factors
+            .get_or_init(|| self.groups.iter().map(inverse_factor).collect())
+            .as_ref()
+    }
+
+    /// Bytes the matrices take (to budget how many layers are read in one pass).
+    pub fn bytes(t: &Target) -> usize {
+        t.groups * t.features * t.features * 8
+    }
+}
+
+/// The main-graph layers weight mode will quantize whose weights GPTQ can round, in node
+/// order. Weights in Constant nodes count as the quantizer will see them (as initializers).
+pub fn targets(model: &Model, opts: &QuantizeOptions) -> Vec<Target> {
+    let mut converted = model.clone();
+    let m = match super::weights_to_initializers(&mut converted, opts) {
+        Ok(Some(_)) => &converted,
+        _ => model,
+    };
+    let g = &m.graph;
+    let cx = GraphCx::main(m);
+    let mut out = Vec::new();
+    for (pos, (ix, n)) in g.nodes().enumerate() {
+        let label = candidates::node_label("", n, pos);
+        let Some(Ok(c)) = candidates::examine(g, &cx, ix, label, opts, WEIGHT_OPS) else {
+            continue;
+        };
+        let Some(input) = n.inputs().first().filter(|i| !i.is_empty()) else {
+            continue;
+        };
+        if let Some(t) = target_of(n, &c, input) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn target_of(n: &whittle_ir::Node, c: &Candidate, input: &str) -> Option<Target> {
+    if n.inputs().get(1).map(String::as_str) != Some(c.weight.as_str()) {
+        return None;
+    }
+    let dims = &c.dims;
+    let (rows, output_axis, features, groups) = match n.op_type() {
+        "Conv" if dims.len() == 4 => {
+            let group = usize::try_from(n.attr_int("group").unwrap_or(1)).ok()?;
+            if group == 0 || !dims[0].is_multiple_of(group) {
+                return None;
+            }
+            let pair = |name: &str, default: usize| match n.attr_ints(name) {
+                None => Some([default; 2]),
+                Some([a, b]) if *a >= 0 && *b >= 0 => Some([*a as usize, *b as usize]),
+                Some(_) => None,
+            };
+            let auto = n.attribute("auto_pad").and_then(|a| a.proto.s.as_deref());
+            let (pads, same_upper) = match auto.unwrap_or(b"NOTSET") {
+                b"SAME_UPPER" => (None, true),
+                b"SAME_LOWER" => (None, false),
+                b"VALID" => (Some([0; 4]), false),
+                _ => match n.attr_ints("pads") {
+                    None => (Some([0; 4]), false),
+                    Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                        (Some([p[0], p[1], p[2], p[3]].map(|v| v as usize)), false)
+                    }
+                    Some(_) => return None,
+                },
+            };
+            let rows = Rows::Conv {
+                kernel: [dims[2], dims[3]],
+                strides: pair("strides", 1)?,
+                dilations: pair("dilations", 1)?,
+                pads,
+                same_upper,
+                group,
+            };
+            (rows, 0, dims[1] * dims[2] * dims[3], group)
+        }
+        "Gemm" if dims.len() == 2 && n.attr_int("transA").unwrap_or(0) == 0 => {
+            let trans_b = n.attr_int("transB").unwrap_or(0) != 0;
+            if trans_b {
+                (Rows::Dense, 0, dims[1], 1)
+            } else {
+                (Rows::Dense, 1, dims[0], 1)
+            }
+        }
+        "MatMul" if dims.len() == 2 => (Rows::Dense, 1, dims[0], 1),
+        _ => return None,
+    };
+    Some(Target {
+        node: c.entry.node.clone(),
+        weight: c.weight.clone(),
+        input: input.to_string(),
+        rows,
+        output_axis,
+        features,
+        groups,
+    })
+}
+
+/// Adds the rows of one batch of the layer's input (`x`, row-major, shape `shape`) to `h`,
+/// at most `max_positions` evenly spaced output positions per sample (Conv) or rows per
+/// sample (Dense), the same ones for every sample.
+pub fn accumulate(
+    t: &Target,
+    h: &mut LayerHessian,
+    x: &[f32],
+    shape: &[usize],
+    max_positions: usize,
+) -> Result<(), String> {
+    if shape.iter().product::<usize>() != x.len() {
+        return Err(format!(
+            "{}: input has {} values for shape {shape:?}",
+            t.node,
+            x.len()
+        ));
+    }
+    match &t.rows {
+        Rows::Dense => {
+            let d = t.features;
+            if shape.last() != Some(&d) {
+                return Err(format!(
+                    "{}: input shape {shape:?} does not end in {d}",
+                    t.node
+                ));
+            }
+            let n = x.len() / d.max(1);
+            let take = spaced(
+                n,
+                max_positions.max(1) * shape.first().copied().unwrap_or(1),
+            );
+            let m = DMatrix::from_fn(take.len(), d, |r, j| f64::from(x[take[r] * d + j]));
+            h.groups[0].gemm(1.0, &m.transpose(), &m, 1.0);
+            h.rows += take.len() as u64;
+        }
+        Rows::Conv {
+            kernel,
+            strides,
+            dilations,
+            pads,
+            same_upper,
+            group,
+        } => {
+            let [n, c, ih, iw] = *shape else {
+                return Err(format!("{}: input shape {shape:?} is not 2-D NCHW", t.node));
+            };
+            if c != t.features / (kernel[0] * kernel[1]) * group {
+                return Err(format!(
+                    "{}: input has {c} channels, the weight expects {}",
+                    t.node,
+                    t.features / (kernel[0] * kernel[1]) * group
+                ));
+            }
+            let span = |k: usize, d: usize| (k - 1) * d + 1;
+            // (begin, end) pads per axis; SAME_* has none until the size is known.
+            let out = |i: usize, k: usize, s: usize, d: usize, p: Option<(usize, usize)>| match p {
+                Some((b, e)) => (i + b + e).checked_sub(span(k, d)).map(|v| v / s + 1),
+                None => Some(i.div_ceil(s)),
+            };
+            let begin =
+                |i: usize, o: usize, k: usize, s: usize, d: usize, p: Option<(usize, usize)>| {
+                    p.map(|(b, _)| b).unwrap_or_else(|| {
+                        let total = ((o - 1) * s + span(k, d)).saturating_sub(i);
+                        if *same_upper {
+                            total / 2
+                        } else {
+                            total.div_ceil(2)
+                        }
+                    })
+                };
+            let (p0, p1) = (pads.map(|p| (p[0], p[2])), pads.map(|p| (p[1], p[3])));
+            let (Some(oh), Some(ow)) = (
+                out(ih, kernel[0], strides[0], dilations[0], p0),
+                out(iw, kernel[1], strides[1], dilations[1], p1),
+            ) else {
+                return Ok(());
+            };
+            if oh == 0 || ow == 0 {
+                return Ok(());
+            }
+            let b0 = begin(ih, oh, kernel[0], strides[0], dilations[0], p0) as isize;
+            let b1 = begin(iw, ow, kernel[1], strides[1], dilations[1], p1) as isize;
+            let cg = c / group;
+            let positions = spaced(oh * ow, max_positions.max(1));
+            let d = t.features;
+            for s in 0..n {
+                let sample = &x[s * c * ih * iw..(s + 1) * c * ih * iw];
+                for (gi, hg) in h.groups.iter_mut().enumerate() {
+                    let m = DMatrix::from_fn(positions.len(), d, |r, f| {
+                        let (y, xo) = (positions[r] / ow, positions[r] % ow);
+                        let ch = gi * cg + f / (kernel[0] * kernel[1]);
+                        let tap = f % (kernel[0] * kernel[1]);
+                        let (ki, kj) = (tap / kernel[1], tap % kernel[1]);
+                        let iy = (y * strides[0] + ki * dilations[0]) as isize - b0;
+                        let ix = (xo * strides[1] + kj * dilations[1]) as isize - b1;
+                        if iy < 0 || ix < 0 || iy as usize >= ih || ix as usize >= iw {
+                            0.0
+                        } else {
+                            f64::from(sample[(ch * ih + iy as usize) * iw + ix as usize])
+                        }
+                    });
+                    hg.gemm(1.0, &m.transpose(), &m, 1.0);
+                }
+                h.rows += positions.len() as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `count` indices spread evenly over `0..n` (all of them when `n <= count`).
+fn spaced(n: usize, count: usize) -> Vec<usize> {
+    if n <= count {
+        return (0..n).collect();
+    }
+    (0..count).map(|k| k * n / count).collect()
+}
+
+/// Re-rounds `q` (round-to-nearest of `values`, shape `dims`, parameters per `layout`) with
+/// GPTQ against `h`. Only the integers and the dequantized values change.
+pub fn round(
+    values: &[f32],
+    dims: &[usize],
+    layout: Layout,
+    t: QuantType,
+    h: &LayerHessian,
+    q: &mut Quantized,
+) -> Result<(), String> {
+    let len = values.len();
+    let (rows, d) = match (h.output_axis, dims) {
+        (0, [m, ..]) if *m > 0 => (*m, len / m),
+        (1, [k, n]) => (*n, *k),
+        _ => return Err(format!("weight dims {dims:?} do not fit the layer")),
+    };
+    let groups = h.groups.len();
+    if rows * d != len || groups == 0 || rows % groups != 0 {
+        return Err(format!(
+            "weight dims {dims:?} do not split into {groups} groups"
+        ));
+    }
+    if h.groups.iter().any(|g| g.nrows() != d) {
+        return Err(format!(
+            "the calibration gives {} features, the weight has {d}",
+            h.groups[0].nrows()
+        ));
+    }
+    if h.rows == 0 {
+        return Err("no calibration rows reached the layer".into());
+    }
+    let index = |r: usize, j: usize| {
+        if h.output_axis == 0 {
+            r * d + j
+        } else {
+            j * rows + r
+        }
+    };
+    let group = weights::group_indices(dims, layout);
+    let per_group = rows / groups;
+    let factors = h
+        .factors()
+        .ok_or("the input moments are not positive definite")?;
+    let rounded: Vec<Vec<(i32, f32)>> = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let u = &factors[r / per_group];
+            let mut w: Vec<f64> = (0..d).map(|j| f64::from(values[index(r, j)])).collect();
+            let mut out = Vec::with_capacity(d);
+            for j in 0..d {
+                let p = q.params[group[index(r, j)]];
+                let v = scheme::quantize_value(w[j] as f32, p, t);
+                let dq = scheme::dequantize_value(v, p);
+                out.push((v, dq));
+                let err = (w[j] - f64::from(dq)) / u[(j, j)];
+                for k in j + 1..d {
+                    w[k] -= err * u[(j, k)];
+                }
+            }
+            out
+        })
+        .collect();
+    for (r, row) in rounded.into_iter().enumerate() {
+        for (j, (v, dq)) in row.into_iter().enumerate() {
+            q.values[index(r, j)] = v;
+            q.dequantized[index(r, j)] = dq;
+        }
+    }
+    Ok(())
+}
+
+/// The upper Cholesky factor U of (H + damping)⁻¹ = Uᵀ U, the matrix GPTQ steps with. Inputs
+/// never seen (diag 0) get a unit diagonal so the matrix stays definite.
+///
+/// Without forming the inverse: with J the reversal permutation and J H J = L Lᵀ,
+/// H⁻¹ = (J L⁻¹ J)ᵀ (J L⁻¹ J) and J L⁻¹ J is upper triangular with a positive diagonal, so
+/// it *is* U — one Cholesky and one triangular inverse (⅔ d³) instead of two Cholesky
+/// factorisations and a full inverse (≈ 2 d³).
+fn inverse_factor(h: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    let d = h.nrows();
+    let mean = (0..d).map(|i| h[(i, i)]).sum::<f64>() / d.max(1) as f64;
+    let damp = if mean > 0.0 { DAMP * mean } else { 1.0 };
+    let reversed = DMatrix::from_fn(d, d, |i, j| {
+        let (a, b) = (d - 1 - i, d - 1 - j);
+        let mut v = h[(a, b)];
+        if a == b {
+            if v <= 0.0 {
+                v = 1.0;
+            }
+            v += damp;
+        }
+        v
+    });
+    let l = Cholesky::new(reversed)?.unpack();
+    // L⁻¹ column block by column block: each block of the identity solves on its own.
+    const BLOCK: usize = 64;
+    let blocks: Vec<Option<DMatrix<f64>>> = (0..d.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (first, width) = (b * BLOCK, BLOCK.min(d - b * BLOCK));
+            let mut rhs = DMatrix::from_fn(d, width, |i, j| f64::from(u8::from(i == first + j)));
+            l.solve_lower_triangular_mut(&mut rhs).then_some(rhs)
+        })
+        .collect();
+    let mut l_inv = DMatrix::zeros(d, d);
+    for (b, block) in blocks.into_iter().enumerate() {
+        let block = block?;
+        l_inv
+            .columns_mut(b * BLOCK, block.ncols())
+            .copy_from(&block);
+    }
+    let u = DMatrix::from_fn(d, d, |i, j| l_inv[(d - 1 - i, d - 1 - j)]);
+    u.iter().all(|v| v.is_finite()).then_some(u)
+}
+
+/// The quantized weight of `c` (`values`): round-to-nearest, then GPTQ when `hessian` is
+/// given and the layout keeps one scale per output row or per tensor. Says whether GPTQ
+/// was applied (or why not).
+pub fn quantize_weight(
+    values: &[f32],
+    c: &Candidate,
+    opts: &QuantizeOptions,
+    round_to: fn(f32) -> f32,
+    hessian: Option<&LayerHessian>,
+) -> (Quantized, Result<bool, String>) {
+    let mut q = super::weight_mode::quantize_candidate(values, c, opts, round_to);
+    let Some(h) = hessian else {
+        return (q, Ok(false));
+    };
+    let fits = match c.layout {
+        Layout::PerTensor => true,
+        Layout::PerAxis { axis } => axis == h.output_axis,
+        Layout::Blocked { .. } => false,
+    };
+    if !fits {
+        return (
+            q,
+            Err("GPTQ needs one scale per output channel or per tensor".into()),
+        );
+    }
+    let outcome = round(values, &c.dims, c.layout, opts.weight_type, h, &mut q);
+    if outcome.is_ok() {
+        for v in q.dequantized.iter_mut() {
+            *v = round_to(*v);
+        }
+    }
+    (q, outcome.map(|()| true))
+}
+
+#[cfg(test)]
+pub(super) fn inverse_factor_for_tests(h: &DMatrix<f64>) -> Option<DMatrix<f64>> {
+    inverse_factor(h)
+}
+
+#[cfg(test)]
+mod tests;
