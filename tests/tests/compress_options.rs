@@ -102,6 +102,23 @@ fn bias_correction_does_not_lose_accuracy_on_int4() {
 }
 
 #[test]
+fn gptq_rounds_every_layer_and_does_not_lose_accuracy_on_int4() {
+    let base = ["--quantize", "int4", "--mode", "weight"];
+    let (without, r0) = after_accuracy(&base);
+    let (with, r1) = after_accuracy(&[&base[..], &["--gptq"]].concat());
+    assert_eq!(r1["recipe"]["gptq"], Value::Bool(true));
+    assert!(r0["recipe"].get("gptq").is_none(), "{}", r0["recipe"]);
+    assert!(
+        r1["notes"]
+            .to_string()
+            .contains("GPTQ: input moments of 3 layers"),
+        "{}",
+        r1["notes"]
+    );
+    assert!(with >= without, "with {with} < without {without}");
+}
+
+#[test]
 fn reconstruct_recovers_pruning_accuracy() {
     let base = ["--prune", "0.3", "--quantize", "none"];
     let (without, _) = after_accuracy(&base);
@@ -129,6 +146,7 @@ fn new_options_say_what_they_need() {
             "--reconstruct needs --calib",
         ),
         (&["--bias-correction"][..], "--calib"),
+        (&["--gptq"][..], "--calib"),
         (&["--quantize", "none", "--no-slower"][..], "--no-slower"),
     ] {
         let mut args: Vec<&OsStr> = vec![

@@ -48,12 +48,14 @@ are restored to float most-sensitive first (output SNR with only that layer quan
 are re-fitted by least squares on --calib, as `whittle prune --reconstruct` (ridge 1e-3).
 --bias-correction (weight/static, needs --calib): each quantized layer's bias absorbs its
 mean output error on --calib, as `whittle quantize --bias-correction`.
+--gptq (weight mode, needs --calib): weights are rounded with GPTQ against their layers'
+inputs on --calib, as `whittle quantize --gptq`.
 --no-slower: last, after any --max-drop fallback, the result is timed against the input on
 onnxruntime (else tract) with the table's seeded-input median; when slower, op types are kept
 in float (grouped Conv, Conv, ConvTranspose, MatMul, Gemm) and the fastest not-slower try is
 kept, else the float model — as `whittle quantize --no-slower`; the table says which.
-Recipe keys: cleanup, prune, reconstruct, quantize, mode, bias_correction, calib, eval,
-max_drop, no_slower; flags override them.")]
+Recipe keys: cleanup, prune, reconstruct, quantize, mode, bias_correction, gptq, calib,
+eval, max_drop, no_slower; flags override them.")]
 pub struct CompressArgs {
     /// The model to read.
     pub input: PathBuf,
@@ -77,6 +79,9 @@ pub struct CompressArgs {
     /// static mode).
     #[arg(long)]
     pub bias_correction: bool,
+    /// Round weights with GPTQ against their layers' inputs on --calib (weight mode).
+    #[arg(long)]
+    pub gptq: bool,
     /// Keep op types in float until the result is not slower than the input.
     #[arg(long)]
     pub no_slower: bool,
@@ -140,6 +145,7 @@ pub fn run(args: CompressArgs) -> Result<()> {
         quantize: args.quantize.clone(),
         mode: args.mode.clone(),
         bias_correction: args.bias_correction.then_some(true),
+        gptq: args.gptq.then_some(true),
         calib: args.calib.clone(),
         eval: args.eval.clone(),
         max_drop: args.max_drop,

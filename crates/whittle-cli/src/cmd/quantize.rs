@@ -13,7 +13,7 @@
 //! re-quantizes with op types kept in float until it is not slower ([`no_slower`]), before
 //! anything is written; `--format qoperator` (static) is a pass option.
 pub mod calibrate;
-mod gptq_moments;
+pub mod gptq_moments;
 pub mod no_slower;
 mod print;
 mod speed;

@@ -221,6 +221,13 @@ pub struct MacTable {
 }
 
 impl MacTable {
+    /// A table without MACs (for planning that only needs which tensors are quantized).
+    pub fn empty() -> MacTable {
+        MacTable {
+            by_output: HashMap::new(),
+        }
+    }
+
     pub fn new(model: &Model, shapes: &ShapeOverrides) -> MacTable {
         let mut o = shapes.clone();
         o.batch = o.batch.or(Some(1));

@@ -76,11 +76,8 @@ pub struct Plan {
 
 /// The values whose statistics the plan needs, in order.
 pub fn targets(model: &Model, opts: &QuantizeOptions) -> Vec<String> {
-    let plan = plan(
-        model,
-        opts,
-        &MacTable::new(model, &ShapeOverrides::default()),
-    );
+    // Which tensors get a Q/DQ pair does not depend on MACs: skip their shape inference.
+    let plan = plan(model, opts, &MacTable::empty());
     let mut seen = HashSet::new();
     plan.tensors
         .iter()

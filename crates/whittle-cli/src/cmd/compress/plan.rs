@@ -40,11 +40,13 @@ pub fn plan(mut recipe: Recipe) -> Result<Plan> {
         bail!("--reconstruct needs --calib FILE.npz (the data the layers are re-fitted on)");
     }
     let bias_correction = recipe.bias_correction == Some(true);
+    let gptq = recipe.gptq == Some(true);
     let no_slower = recipe.no_slower == Some(true);
     // `false` and "not set" mean the same; only `true` is written back, so recipes
     // emitted before these keys existed stay byte-identical.
     recipe.reconstruct = reconstruct.then_some(true);
     recipe.bias_correction = bias_correction.then_some(true);
+    recipe.gptq = gptq.then_some(true);
     recipe.no_slower = no_slower.then_some(true);
     let mode = match recipe.mode.as_deref() {
         None => None,
@@ -69,6 +71,9 @@ pub fn plan(mut recipe: Recipe) -> Result<Plan> {
                 bail!(
                     "--no-slower chooses what to quantize: it needs --quantize int8, int4 or fp16"
                 );
+            }
+            if gptq {
+                bail!("--gptq rounds quantized weights: it needs --quantize int8 or int4");
             }
             recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
             recipe.quantize = Some("none".into());
@@ -118,6 +123,16 @@ pub fn plan(mut recipe: Recipe) -> Result<Plan> {
             bail!("--bias-correction measures layer inputs on a calibration set: --calib FILE.npz");
         }
         opts.bias_correction = true;
+    }
+    if gptq {
+        // The same limits as `whittle quantize --gptq`.
+        if opts.mode != Mode::Weight {
+            bail!("--gptq is for --mode weight (it chooses how weights are rounded)");
+        }
+        if recipe.calib.is_none() {
+            bail!("--gptq measures each layer's inputs on a calibration set: --calib FILE.npz");
+        }
+        opts.gptq = true;
     }
     recipe.cleanup = Some(recipe.cleanup.unwrap_or(true));
     recipe.quantize = Some(quant);
@@ -181,6 +196,21 @@ mod tests {
             ..Default::default()
         });
         assert!(e.contains("--no-slower"), "{e}");
+        let e = err(Recipe {
+            gptq: Some(true),
+            calib: calib.clone(),
+            ..Default::default()
+        });
+        assert!(e.contains("--gptq is for --mode weight"), "{e}");
+        let p = plan(Recipe {
+            gptq: Some(true),
+            quantize: Some("int4".into()),
+            calib,
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(p.quantize.is_some_and(|o| o.gptq));
+        assert_eq!(p.recipe.gptq, Some(true));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! Keys (each also a flag): `cleanup` (bool, default true), `prune` (fraction),
 //! `reconstruct` (bool; needs `prune` and `calib`), `quantize` (`int8` | `int4` | `fp16` |
 //! `none`), `mode` (`weight` | `dynamic` | `static`), `bias_correction` (bool; weight or
-//! static, needs `calib`), `calib`, `eval` (paths), `max_drop` (points; needs `eval`),
+//! static, needs `calib`), `gptq` (bool; weight mode, needs `calib`), `calib`, `eval` (paths), `max_drop` (points; needs `eval`),
 //! `no_slower` (bool; needs quantization). The boolean steps are written only when true.
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ pub const KEYS: &[&str] = &[
     "quantize",
     "mode",
     "bias_correction",
+    "gptq",
     "calib",
     "eval",
     "max_drop",
@@ -52,6 +53,10 @@ pub struct Recipe {
     /// `whittle quantize --bias-correction`; weight or static mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bias_correction: Option<bool>,
+    /// Round weights with GPTQ against the layer inputs on `calib` (as `whittle quantize
+    /// --gptq`; weight mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gptq: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub calib: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,7 +105,7 @@ impl Recipe {
     /// would turn "run this recipe without quantizing" into an error.
     pub fn overridden_by(mut self, flags: Recipe) -> Recipe {
         if flags.quantize.as_deref() == Some("none") {
-            (self.mode, self.bias_correction, self.no_slower) = (None, None, None);
+            (self.mode, self.bias_correction, self.gptq, self.no_slower) = (None, None, None, None);
         }
         Recipe {
             cleanup: flags.cleanup.or(self.cleanup),
@@ -109,6 +114,7 @@ impl Recipe {
             quantize: flags.quantize.or(self.quantize),
             mode: flags.mode.or(self.mode),
             bias_correction: flags.bias_correction.or(self.bias_correction),
+            gptq: flags.gptq.or(self.gptq),
             calib: flags.calib.or(self.calib),
             eval: flags.eval.or(self.eval),
             max_drop: flags.max_drop.or(self.max_drop),

@@ -6,7 +6,7 @@
 //! quantization, and `--no-slower` runs last on what the fallback kept, so layers the
 //! budget restored to float stay in float in every configuration it times.
 use super::super::backend_args::BackendArgs;
-use super::super::quantize::{calibrate, no_slower};
+use super::super::quantize::{calibrate, gptq_moments, no_slower};
 use super::fallback::{self, FallbackReport};
 use super::measure;
 use super::plan::Plan;
@@ -108,6 +108,11 @@ fn calibration(
     if matches!(opts.mode, Mode::Static | Mode::Fp16) {
         (cx.progress)("calibration");
         data = Some(calibrate::statistics(model, opts, path, cx.backend, notes)?);
+    }
+    if opts.gptq {
+        (cx.progress)("layer-input moments for GPTQ");
+        let d = data.get_or_insert_with(Default::default);
+        d.hessians = gptq_moments::hessians(model, opts, path, cx.backend, notes)?;
     }
     if opts.bias_correction {
         (cx.progress)("layer-input means for bias correction");
