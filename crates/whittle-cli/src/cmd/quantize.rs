@@ -176,6 +176,9 @@ pub struct QuantizeArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// No progress bars (calibration, GPTQ's layer inputs).
+    #[arg(short, long)]
+    pub quiet: bool,
     /// List every candidate node (default: only a summary of the skipped ones).
     #[arg(short, long)]
     pub verbose: bool,
@@ -364,14 +367,28 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     t.load = started.elapsed().as_secs_f64();
     let step = Instant::now();
     let mut calib = match &args.calib {
-        Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => Some(
-            calibrate::statistics(&model, &opts, path, &args.backend, &mut notes)?,
-        ),
+        Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => {
+            Some(calibrate::statistics(
+                &model,
+                &opts,
+                path,
+                &args.backend,
+                args.json || args.quiet,
+                &mut notes,
+            )?)
+        }
         _ => None,
     };
     if let (true, Some(path)) = (opts.gptq, &args.calib) {
         let data = calib.get_or_insert_with(Default::default);
-        data.hessians = gptq_moments::hessians(&model, &opts, path, &args.backend, &mut notes)?;
+        data.hessians = gptq_moments::hessians(
+            &model,
+            &opts,
+            path,
+            &args.backend,
+            args.json || args.quiet,
+            &mut notes,
+        )?;
     }
     if let (true, Some(path)) = (opts.bias_correction, &args.calib) {
         let data = calib.get_or_insert_with(Default::default);

@@ -107,12 +107,15 @@ fn calibration(
     let mut data = None;
     if matches!(opts.mode, Mode::Static | Mode::Fp16) {
         (cx.progress)("calibration");
-        data = Some(calibrate::statistics(model, opts, path, cx.backend, notes)?);
+        // compress reports its phases itself: no bars inside them.
+        data = Some(calibrate::statistics(
+            model, opts, path, cx.backend, true, notes,
+        )?);
     }
     if opts.gptq {
         (cx.progress)("layer-input moments for GPTQ");
         let d = data.get_or_insert_with(Default::default);
-        d.hessians = gptq_moments::hessians(model, opts, path, cx.backend, notes)?;
+        d.hessians = gptq_moments::hessians(model, opts, path, cx.backend, true, notes)?;
     }
     if opts.bias_correction {
         (cx.progress)("layer-input means for bias correction");

@@ -6,6 +6,7 @@
 //! graphs share by name) over the first [`LAYER_SAMPLES`] calibration samples; output errors
 //! use the whole set.
 use super::super::backend_args::BackendArgs;
+use crate::cmd::eval::progress_bar;
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -103,6 +104,7 @@ pub fn statistics(
     opts: &QuantizeOptions,
     path: &Path,
     backend: &BackendArgs,
+    quiet: bool,
     notes: &mut Vec<String>,
 ) -> Result<CalibrationData> {
     let targets = quantize::calibration_targets(model, opts);
@@ -175,7 +177,9 @@ pub fn statistics(
             .iter()
             .map(|(k, v)| (k.clone(), (v.min, v.max)))
             .collect();
-        ranges.extend(run.ranges(measured, &data)?);
+        let bar = progress_bar(data.samples() as u64, quiet);
+        ranges.extend(run.ranges(measured, &data, &bar)?);
+        bar.finish_and_clear();
         crate::deferred::drop_later(run);
         derive_range::apply(derived, &mut ranges);
         derived_count = derived.len();
@@ -427,12 +431,17 @@ impl MinMaxRun {
 
     /// Min and max of `names` (the values the run was started with, in order) over the
     /// dataset; (0, 0) for a value that never had a finite range.
-    fn ranges(&self, names: &[String], data: &Dataset) -> Result<Vec<(String, (f64, f64))>> {
+    fn ranges(
+        &self,
+        names: &[String],
+        data: &Dataset,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Vec<(String, (f64, f64))>> {
         let Some(runner) = &self.runner else {
             return Ok(Vec::new());
         };
         let mut range: Vec<(f64, f64)> = vec![(f64::INFINITY, f64::NEG_INFINITY); names.len()];
-        runner.for_each_run(data, self.threads, None, |_, outputs| {
+        runner.for_each_run(data, self.threads, None, |k, outputs| {
             // One lookup table per run: a linear search per value is quadratic in the values.
             let by_name: HashMap<&str, &whittle_runtime::HostTensor> =
                 outputs.iter().map(|(o, t)| (o.as_str(), t)).collect();
@@ -442,6 +451,7 @@ impl MinMaxRun {
                     *slot = (slot.0.min(a), slot.1.max(b));
                 }
             }
+            bar.inc(data.sample_ranges()[k].len() as u64);
             Ok(())
         })?;
         Ok(range

@@ -7,6 +7,7 @@
 //! on this thread in batch order, so they do not depend on the thread count.
 use super::super::backend_args::BackendArgs;
 use super::calibrate;
+use crate::cmd::eval::progress_bar;
 use anyhow::{Context, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub fn hessians(
     opts: &QuantizeOptions,
     path: &Path,
     backend: &BackendArgs,
+    quiet: bool,
     notes: &mut Vec<String>,
 ) -> Result<BTreeMap<String, LayerHessian>> {
     let targets = gptq::targets(model, opts);
@@ -60,8 +62,10 @@ pub fn hessians(
         }
     }
     let graph_inputs: Vec<&str> = model.graph.input_names().collect();
+    let passes: Vec<Vec<&Target>> = passes.into_iter().filter(|p| !p.is_empty()).collect();
+    let bar = progress_bar((passes.len() * data.samples()) as u64, quiet);
     let mut failed: BTreeMap<String, String> = BTreeMap::new();
-    for pass in passes.iter().filter(|p| !p.is_empty()) {
+    for pass in &passes {
         let mut computed: Vec<String> = Vec::new();
         for t in pass {
             if !graph_inputs.contains(&t.input.as_str()) && !computed.contains(&t.input) {
@@ -98,6 +102,7 @@ pub fn hessians(
                     None => Some(format!("the runtime returned no value {:?}", t.input)),
                 };
             });
+            bar.inc(data.sample_ranges()[k].len() as u64);
             Ok(())
         })?;
         for (t, h, error) in acc {
@@ -128,6 +133,7 @@ pub fn hessians(
             }
         }
     }
+    bar.finish_and_clear();
     for (weight, why) in failed {
         out.remove(&weight);
         notes.push(format!("GPTQ: weight {weight:?} rounded to nearest: {why}"));
