@@ -30,12 +30,17 @@ use whittle_ir::Model;
 /// Damping of H, relative to its mean diagonal (the reference implementation's default).
 pub const DAMP: f64 = 0.01;
 
+/// Why a quantized weight without input moments was rounded to nearest.
+pub const NOT_COVERED: &str = "no input moments: GPTQ covers main-graph Conv (1-D/2-D), Gemm \
+    (transA = 0) and MatMul with a 2-D weight";
+
 /// How a layer turns its input into rows of features (one row per output position).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rows {
     /// Gemm (transA = 0) / MatMul: the input's last axis, one row per leading position.
     Dense,
-    /// 2-D Conv: im2col patches per group, `(C/g)·kh·kw` features in weight order.
+    /// 2-D Conv (1-D as height 1): im2col patches per group, `(C/g)·kh·kw` features in
+    /// weight order.
     Conv {
         kernel: [usize; 2],
         strides: [usize; 2],
@@ -136,15 +141,18 @@ fn target_of(n: &whittle_ir::Node, c: &Candidate, input: &str) -> Option<Target>
     }
     let dims = &c.dims;
     let (rows, output_axis, features, groups) = match n.op_type() {
-        "Conv" if dims.len() == 4 => {
+        "Conv" if dims.len() == 4 || dims.len() == 3 => {
             let group = usize::try_from(n.attr_int("group").unwrap_or(1)).ok()?;
             if group == 0 || !dims[0].is_multiple_of(group) {
                 return None;
             }
-            let pair = |name: &str, default: usize| match n.attr_ints(name) {
-                None => Some([default; 2]),
-                Some([a, b]) if *a >= 0 && *b >= 0 => Some([*a as usize, *b as usize]),
-                Some(_) => None,
+            // A 1-D Conv is a 2-D one of height 1.
+            let one_d = dims.len() == 3;
+            let pair = |name: &str, default: usize| match (n.attr_ints(name), one_d) {
+                (None, _) => Some([default; 2]),
+                (Some([a, b]), false) if *a >= 0 && *b >= 0 => Some([*a as usize, *b as usize]),
+                (Some([a]), true) if *a >= 0 => Some([default, *a as usize]),
+                _ => None,
             };
             let auto = n.attribute("auto_pad").and_then(|a| a.proto.s.as_deref());
             let (pads, same_upper) = match auto.unwrap_or(b"NOTSET") {
@@ -153,21 +161,28 @@ fn target_of(n: &whittle_ir::Node, c: &Candidate, input: &str) -> Option<Target>
                 b"VALID" => (Some([0; 4]), false),
                 _ => match n.attr_ints("pads") {
                     None => (Some([0; 4]), false),
-                    Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
-                        (Some([p[0], p[1], p[2], p[3]].map(|v| v as usize)), false)
+                    Some(p) if p.iter().any(|&v| v < 0) => return None,
+                    Some(&[t, l, b, r]) if !one_d => {
+                        (Some([t, l, b, r].map(|v| v as usize)), false)
                     }
+                    Some(&[b, e]) if one_d => (Some([0, b as usize, 0, e as usize]), false),
                     Some(_) => return None,
                 },
             };
+            let kernel = if one_d {
+                [1, dims[2]]
+            } else {
+                [dims[2], dims[3]]
+            };
             let rows = Rows::Conv {
-                kernel: [dims[2], dims[3]],
+                kernel,
                 strides: pair("strides", 1)?,
                 dilations: pair("dilations", 1)?,
                 pads,
                 same_upper,
                 group,
             };
-            (rows, 0, dims[1] * dims[2] * dims[3], group)
+            (rows, 0, dims[1] * kernel[0] * kernel[1], group)
         }
         "Gemm" if dims.len() == 2 && n.attr_int("transA").unwrap_or(0) == 0 => {
             let trans_b = n.attr_int("transB").unwrap_or(0) != 0;
@@ -234,8 +249,15 @@ pub fn accumulate(
             same_upper,
             group,
         } => {
-            let [n, c, ih, iw] = *shape else {
-                return Err(format!("{}: input shape {shape:?} is not 2-D NCHW", t.node));
+            let (n, c, ih, iw) = match *shape {
+                [n, c, ih, iw] => (n, c, ih, iw),
+                [n, c, len] if kernel[0] == 1 => (n, c, 1, len),
+                _ => {
+                    return Err(format!(
+                        "{}: input shape {shape:?} does not fit the Conv",
+                        t.node
+                    ));
+                }
             };
             if c != t.features / (kernel[0] * kernel[1]) * group {
                 return Err(format!(

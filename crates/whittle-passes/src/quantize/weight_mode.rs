@@ -158,7 +158,7 @@ fn round_all(
                 Some(Some(h)) => super::gptq::quantize_weight(&values, c, opts, round, Some(h)),
                 Some(None) => (
                     quantize_candidate(&values, c, opts, round),
-                    Err("no calibration moments of its input".to_string()),
+                    Err(super::gptq::NOT_COVERED.to_string()),
                 ),
                 None => (quantize_candidate(&values, c, opts, round), Ok(false)),
             };

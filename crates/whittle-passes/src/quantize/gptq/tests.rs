@@ -206,3 +206,56 @@ fn the_factor_is_the_upper_cholesky_factor_of_the_damped_inverse() {
         }
     }
 }
+
+#[test]
+fn targets_cover_1d_and_2d_conv_gemm_and_matmul_only() {
+    use crate::cleanup::attrs::{int_attribute, ints_attribute as ints};
+    use crate::quantize::tests::{f32t, graph, model, node, vi};
+    let w1 = vec![0.5f32; 4 * 2 * 3];
+    let wg = vec![0.25f32; 6 * 3];
+    let wm = vec![0.1f32; 4 * 5];
+    let nodes = vec![
+        node(
+            "Conv",
+            "conv1d",
+            &["x", "w1"],
+            "c",
+            vec![ints("pads", &[1, 1])],
+        ),
+        node(
+            "Gemm",
+            "gemm_ta",
+            &["a", "wg"],
+            "g",
+            vec![int_attribute("transA", 1)],
+        ),
+        node("MatMul", "mm", &["m", "wm"], "y", vec![]),
+    ];
+    let g = graph(
+        "g",
+        vec![vi("x", &[1, 2, 10]), vi("a", &[3, 6]), vi("m", &[2, 4])],
+        vec![vi("c", &[1, 4, 10]), vi("g", &[6, 3]), vi("y", &[2, 5])],
+        vec![
+            f32t("w1", &[4, 2, 3], &w1),
+            f32t("wg", &[3, 6], &wg),
+            f32t("wm", &[4, 5], &wm),
+        ],
+        nodes,
+    );
+    let t = targets(&model(g, 17), &QuantizeOptions::default());
+    let names: Vec<&str> = t.iter().map(|t| t.weight.as_str()).collect();
+    assert_eq!(names, ["w1", "wm"], "transA Gemm is not covered");
+    let Rows::Conv { kernel, pads, .. } = &t[0].rows else {
+        panic!("{:?}", t[0].rows)
+    };
+    assert_eq!((*kernel, *pads), ([1, 3], Some([0, 1, 0, 1])));
+    assert_eq!((t[0].features, t[0].output_axis), (6, 0));
+    assert_eq!((t[1].features, t[1].output_axis), (4, 1));
+    // A 1-D input accumulates like the same data at height 1.
+    let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.7).cos()).collect();
+    let (mut a, mut b) = (LayerHessian::new(&t[0]), LayerHessian::new(&t[0]));
+    accumulate(&t[0], &mut a, &x, &[1, 2, 10], 100).unwrap();
+    accumulate(&t[0], &mut b, &x, &[1, 2, 1, 10], 100).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.rows, 10);
+}
