@@ -260,10 +260,8 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         if args.calib.is_none() {
             bail!("--gptq measures each layer's inputs on a calibration set: --calib FILE.npz");
         }
-        if matches!(granularity, Granularity::Block(_)) {
-            bail!(
-                "--gptq needs per-channel or per-tensor weights (not --block-size / --format ort-nbits)"
-            );
+        if format == Format::OrtNbits {
+            bail!("--gptq writes DequantizeLinear weights: not with --format ort-nbits");
         }
     }
     let calib_method = match args.calib_method {

@@ -447,7 +447,8 @@ fn inverse_factor(h: &DMatrix<f64>) -> Option<DMatrix<f64>> {
 }
 
 /// The quantized weight of `c` (`values`): round-to-nearest, then GPTQ when `hessian` is
-/// given and the layout keeps one scale per output row or per tensor. Says whether GPTQ
+/// given and the layout keeps one scale per output row, per block of a row, or per tensor.
+/// Says whether GPTQ
 /// was applied (or why not).
 pub fn quantize_weight(
     values: &[f32],
@@ -460,15 +461,16 @@ pub fn quantize_weight(
     let Some(h) = hessian else {
         return (q, Ok(false));
     };
+    // Blocks run along a reduction axis (`candidates::layout_for`), so like per-channel and
+    // per-tensor scales they stay fixed while a row is rounded column by column.
     let fits = match c.layout {
-        Layout::PerTensor => true,
+        Layout::PerTensor | Layout::Blocked { .. } => true,
         Layout::PerAxis { axis } => axis == h.output_axis,
-        Layout::Blocked { .. } => false,
     };
     if !fits {
         return (
             q,
-            Err("GPTQ needs one scale per output channel or per tensor".into()),
+            Err("GPTQ needs scales per output channel, per block or per tensor".into()),
         );
     }
     let outcome = round(values, &c.dims, c.layout, opts.weight_type, h, &mut q);
