@@ -12,10 +12,11 @@ whittle's clean-up does before static quantization).
 
 --corpus adds corpus CNNs: nudenet 320n (uniform [0, 1) images), PP-OCRv4 det (synthetic
 text pages, bench/synthetic.py — on noise the detector outputs ~0 and fidelity numbers mean
-nothing) and rec (rendered text lines, `text_lines`: needs Pillow): static int8 with 16
-calibration samples on both sides, then top-1 agreement (det: the text/no-text decision at
-0.3 per pixel; rec: per time step) and SNR against the float model over 48 other samples of
-the same kind, and weight-only int8 (whittle), rounded to nearest and with `--gptq` (the same
+nothing), rec (rendered text lines, `text_lines`: needs Pillow) and cls (text lines, every
+other one upside down): static int8 with 16 calibration samples on both sides, then top-1
+agreement (det: the text/no-text decision at 0.3 per pixel; rec: per time step) and SNR
+against the float model over 48 other samples of the same kind (cls: 400, as one flip of 48
+would be 2%), and weight-only int8 (whittle), rounded to nearest and with `--gptq` (the same
 16 calibration samples).
 
 Times are end to end: the wall time of the command (`whittle quantize …` as a process;
@@ -160,15 +161,20 @@ def digits(exe, tmp, runs):
 
 def corpus(exe, tmp, runs):
     rows = []
-    specs = [("nudenet/320n.onnx", "images", (1, 3, 320, 320), 1),
-             ("rapidocr-onnxruntime/ch_PP-OCRv4_det_infer.onnx", "x", (1, 3, 320, 320), None),
-             ("rapidocr-onnxruntime/ch_PP-OCRv4_rec_infer.onnx", "x", (1, 3, 48, 320), -1)]
-    for rel, name, shape, axis in specs:
+    specs = [("nudenet/320n.onnx", "images", (1, 3, 320, 320), 1, 48),
+             ("rapidocr-onnxruntime/ch_PP-OCRv4_det_infer.onnx", "x", (1, 3, 320, 320), None, 48),
+             ("rapidocr-onnxruntime/ch_PP-OCRv4_rec_infer.onnx", "x", (1, 3, 48, 320), -1, 48),
+             ("rapidocr-onnxruntime/ch_ppocr_mobile_v2.0_cls_infer.onnx", "x", (1, 3, 48, 192), -1, 400)]
+    for rel, name, shape, axis, n_eval in specs:
         m = os.path.join(ROOT, "corpus", rel)
         if not os.path.exists(m):
             continue
-        n = 16 + 48
-        if "rec_infer" in rel:
+        n = 16 + n_eval
+        if "cls_infer" in rel:
+            # Text lines, every other one upside down: what the orientation classifier sorts.
+            data = text_lines(n, shape[2], shape[3], seed=3)
+            data[1::2] = data[1::2, :, ::-1, ::-1]
+        elif "rec_infer" in rel:
             data = text_lines(n, shape[2], shape[3])
         elif "rapidocr" in rel:
             data = text_images(n, shape[2], shape[3])
@@ -176,7 +182,7 @@ def corpus(exe, tmp, runs):
             data = np.random.default_rng(0).uniform(0, 1, (n, *shape[1:])).astype(np.float32)
         calib = os.path.join(tmp, "calib.npz")
         np.savez(calib, **{name: data[:16]})
-        xs = [data[16 + k:17 + k] for k in range(48)]
+        xs = [data[16 + k:17 + k] for k in range(n_eval)]
         ref_out = outputs(m, xs)
         shape_arg = f"{name}={'x'.join(map(str, shape))}"
         tag = os.path.basename(rel)
