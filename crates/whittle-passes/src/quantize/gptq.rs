@@ -2,17 +2,19 @@
 //! rounded (Frantar et al., "GPTQ", 2022), from the second moments of the layer's inputs on
 //! the calibration set. Round-to-nearest minimises ‖W − Q‖ per weight; GPTQ minimises the
 //! layer's output error ‖(W − Q) X‖ over the calibration inputs X, which is what the model
-//! sees. On PP-OCRv4 rec, weight-only int8 per-channel goes from 15.7 to 24.9 dB SNR on text
-//! lines like its calibration set.
+//! sees. On PP-OCRv4 rec, weight-only int8 per-channel goes from 15.8 to 24.3 dB SNR on text
+//! lines like its calibration set (`bench/quantize_variants.py`).
 //!
 //! Invariants:
 //! - the format does not change: the scales and zero points are the round-to-nearest ones
-//!   (from the weight's own min/max), only which integer each weight gets differs, so every
-//!   value is still in range and the file has the same size and DequantizeLinear form;
+//!   (from the weight's own min/max; per channel, per block along the reduction axis or per
+//!   tensor), only which integer each weight gets differs, so every value is still in range
+//!   and the file has the same size and DequantizeLinear form;
 //! - rows (output channels) are independent given H = Σ x xᵀ, so they are rounded in
 //!   parallel and the result does not depend on the thread count;
-//! - H is damped by [`DAMP`] × mean(diag H) (the GPTQ default), and inputs that are zero on
-//!   every calibration row (diag 0) get weight 0 … rounded to nearest like the rest;
+//! - H is damped by [`DAMP`] × mean(diag H) (the GPTQ default); an input that is zero on
+//!   every calibration row (diag 0) gets a unit diagonal, so its weights are rounded to
+//!   nearest and neither give nor take compensation;
 //! - the calibration inputs are the float model's (no layer sees quantized upstream layers).
 //!
 //! The data side: [`targets`] names the layers and what to read; the CLI streams each
