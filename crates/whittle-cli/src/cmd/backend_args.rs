@@ -63,20 +63,26 @@ impl BackendArgs {
             .with_context(|| format!("cannot use the {} runtime", kind.label()))
     }
 
+    /// How many runs go at once: `--threads`, else one per CPU.
+    pub fn workers(&self) -> usize {
+        match self.threads {
+            Some(n) if n > 0 => n,
+            _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+
     /// The chosen backend, set up for running many samples, and how many runs go at once:
     /// `--threads` (default one per CPU). onnxruntime gets that many single-threaded
     /// sessions per model — several batch-1 runs side by side use the cores better than
     /// one run spread over them — unless the model is too large to hold it more than once.
     pub fn backend(&self) -> Result<(Box<dyn Backend>, usize)> {
-        let threads = self.threads.unwrap_or(0);
         match self.kind() {
-            BackendKind::Tract => Ok((self.backend_with(BackendKind::Tract, 0)?, threads)),
+            BackendKind::Tract => Ok((
+                self.backend_with(BackendKind::Tract, 0)?,
+                self.threads.unwrap_or(0),
+            )),
             BackendKind::Ort => {
-                let workers = if threads == 0 {
-                    std::thread::available_parallelism().map_or(1, |n| n.get())
-                } else {
-                    threads
-                };
+                let workers = self.workers();
                 let backend =
                     make_pooled_backend(BackendKind::Ort, self.ort_lib.as_deref(), 1, workers)
                         .with_context(|| {

@@ -153,14 +153,13 @@ fn round_all(
                 Ok(v) => v,
                 Err(why) => return Some((key, Err(why))),
             };
+            let hessian = hessians.and_then(|h| h.get(&c.weight));
             let round = weights::rounding_for(c.weight_dtype);
-            let (q, gptq) = match hessians.map(|h| h.get(&c.weight)) {
-                Some(Some(h)) => super::gptq::quantize_weight(&values, c, opts, round, Some(h)),
-                Some(None) => (
-                    quantize_candidate(&values, c, opts, round),
-                    Err(super::gptq::NOT_COVERED.to_string()),
-                ),
-                None => (quantize_candidate(&values, c, opts, round), Ok(false)),
+            let (q, gptq) = super::gptq::quantize_weight(&values, c, opts, round, hessian);
+            // With `--gptq`, a layer without moments says why it was rounded to nearest.
+            let gptq = match gptq {
+                Ok(false) if hessians.is_some() => Err(super::gptq::NOT_COVERED.to_string()),
+                g => g,
             };
             Some((key, Ok((values, q, gptq))))
         })

@@ -85,13 +85,9 @@ pub fn dataset(
         .filter_map(|(_, t)| t.shape().first().copied())
         .max()
         .unwrap_or(1);
-    let workers = match backend.threads {
-        Some(n) if n > 0 => n,
-        _ => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
     let batch = BatchOptions {
         max_batch: rows
-            .div_ceil(workers)
+            .div_ceil(backend.workers())
             .clamp(1, BatchOptions::default().max_batch),
     };
     Dataset::from_arrays(&specs, &arrays, &backend.overrides()?, &batch)
@@ -163,7 +159,7 @@ pub fn statistics(
         stats.push(s);
     }
     let mut derived_count = 0;
-    let mut runtime = early.as_ref().map_or("", |r| r.backend);
+    let mut runtime = "";
     if let Some((measured, derived)) = &derivation {
         // Min/max needs no histogram: a plain f32 reduction, far cheaper per element; and
         // what follows exactly from other ranges is not measured at all.
