@@ -7,6 +7,7 @@
 //! - a pass reports what it did, what it skipped and why ([`PassReport`]); reports are data
 //!   the CLI prints as a table or JSON.
 pub mod cleanup;
+mod im2col;
 pub mod lower;
 pub mod merge;
 pub mod opset;

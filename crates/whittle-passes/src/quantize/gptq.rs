@@ -25,6 +25,7 @@ use super::candidates::{self, Candidate, WEIGHT_OPS};
 use super::scheme::{self, QuantType};
 use super::weights::{self, Layout, Quantized};
 use crate::cleanup::scope::GraphCx;
+use crate::im2col;
 use nalgebra::{Cholesky, DMatrix};
 use rayon::prelude::*;
 use whittle_ir::Model;
@@ -274,17 +275,6 @@ pub fn accumulate(
                 Some((b, e)) => (i + b + e).checked_sub(span(k, d)).map(|v| v / s + 1),
                 None => Some(i.div_ceil(s)),
             };
-            let begin =
-                |i: usize, o: usize, k: usize, s: usize, d: usize, p: Option<(usize, usize)>| {
-                    p.map(|(b, _)| b).unwrap_or_else(|| {
-                        let total = ((o - 1) * s + span(k, d)).saturating_sub(i);
-                        if *same_upper {
-                            total / 2
-                        } else {
-                            total.div_ceil(2)
-                        }
-                    })
-                };
             let (p0, p1) = (pads.map(|p| (p[0], p[2])), pads.map(|p| (p[1], p[3])));
             let (Some(oh), Some(ow)) = (
                 out(ih, kernel[0], strides[0], dilations[0], p0),
@@ -295,27 +285,39 @@ pub fn accumulate(
             if oh == 0 || ow == 0 {
                 return Ok(());
             }
-            let b0 = begin(ih, oh, kernel[0], strides[0], dilations[0], p0) as isize;
-            let b1 = begin(iw, ow, kernel[1], strides[1], dilations[1], p1) as isize;
+            let window = im2col::Window {
+                kernel: *kernel,
+                strides: *strides,
+                dilations: *dilations,
+            };
+            let begin = match pads {
+                Some(p) => [p[0], p[1]],
+                None => window.same_begin(*same_upper, [ih, iw], [oh, ow]),
+            };
             let cg = c / group;
             let positions = spaced(oh * ow, max_positions.max(1));
             let d = t.features;
+            let mut patches = Vec::with_capacity(positions.len() * d);
             for s in 0..n {
                 let sample = &x[s * c * ih * iw..(s + 1) * c * ih * iw];
                 for (gi, hg) in h.groups.iter_mut().enumerate() {
-                    let m = DMatrix::from_fn(positions.len(), d, |r, f| {
-                        let (y, xo) = (positions[r] / ow, positions[r] % ow);
-                        let ch = gi * cg + f / (kernel[0] * kernel[1]);
-                        let tap = f % (kernel[0] * kernel[1]);
-                        let (ki, kj) = (tap / kernel[1], tap % kernel[1]);
-                        let iy = (y * strides[0] + ki * dilations[0]) as isize - b0;
-                        let ix = (xo * strides[1] + kj * dilations[1]) as isize - b1;
-                        if iy < 0 || ix < 0 || iy as usize >= ih || ix as usize >= iw {
-                            0.0
-                        } else {
-                            f64::from(sample[(ch * ih + iy as usize) * iw + ix as usize])
-                        }
-                    });
+                    patches.clear();
+                    for &p in &positions {
+                        let at = [p / ow, p % ow];
+                        window.patch(
+                            sample,
+                            [ih, iw],
+                            gi * cg..(gi + 1) * cg,
+                            begin,
+                            at,
+                            &mut patches,
+                        );
+                    }
+                    let m = DMatrix::from_row_iterator(
+                        positions.len(),
+                        d,
+                        patches.iter().map(|&v| f64::from(v)),
+                    );
                     hg.gemm(1.0, &m.transpose(), &m, 1.0);
                 }
                 h.rows += positions.len() as u64;

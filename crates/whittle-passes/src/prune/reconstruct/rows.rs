@@ -7,6 +7,7 @@
 //! per sample, the same ones for every sample, so the rows are deterministic.
 use super::layer::{Layer, LayerKind, Pads, kept_or_all};
 use super::{NormalEquations, ReconstructError};
+use crate::im2col;
 
 /// A batch as a flat row-major buffer with its shape.
 #[derive(Clone, Copy, Debug)]
@@ -64,9 +65,11 @@ impl Layer {
                 dilations,
                 pads,
             } => Some(Window {
-                kernel: *kernel,
-                strides: *strides,
-                dilations: *dilations,
+                geometry: im2col::Window {
+                    kernel: *kernel,
+                    strides: *strides,
+                    dilations: *dilations,
+                },
                 pads: pads.clone(),
             }),
             LayerKind::Gemm { .. } | LayerKind::MatMul => None,
@@ -142,7 +145,7 @@ impl Layer {
                 x.shape, y.shape
             )));
         };
-        let [kh, kw] = w.kernel;
+        let [kh, kw] = w.geometry.kernel;
         let begin = w.begin([h, wd], [oh, ow]);
         let bias = self.bias.is_some();
         let width = c * kh * kw + usize::from(bias);
@@ -151,20 +154,9 @@ impl Layer {
         let (mut xr, mut yr) = (Vec::new(), Vec::new());
         for p in (0..positions).step_by(step) {
             let (py, px) = (p / ow, p % ow);
-            for ch in 0..c {
-                let plane = &x.values[(s * c + ch) * h * wd..(s * c + ch + 1) * h * wd];
-                for i in 0..kh {
-                    let iy = (py * w.strides[0] + i * w.dilations[0]).checked_sub(begin[0]);
-                    for j in 0..kw {
-                        let ix = (px * w.strides[1] + j * w.dilations[1]).checked_sub(begin[1]);
-                        let v = match (iy, ix) {
-                            (Some(iy), Some(ix)) if iy < h && ix < wd => plane[iy * wd + ix],
-                            _ => 0.0,
-                        };
-                        xr.push(v);
-                    }
-                }
-            }
+            let sample = &x.values[s * c * h * wd..(s + 1) * c * h * wd];
+            w.geometry
+                .patch(sample, [h, wd], 0..c, begin, [py, px], &mut xr);
             if bias {
                 xr.push(1.0);
             }
@@ -177,10 +169,9 @@ impl Layer {
     }
 }
 
+/// A Conv's window and how its padding is given.
 struct Window {
-    kernel: [usize; 2],
-    strides: [usize; 2],
-    dilations: [usize; 2],
+    geometry: im2col::Window,
     pads: Pads,
 }
 
@@ -189,33 +180,7 @@ impl Window {
     fn begin(&self, input: [usize; 2], out: [usize; 2]) -> [usize; 2] {
         match self.pads {
             Pads::Begin(p) => p,
-            Pads::Same { upper } => std::array::from_fn(|a| {
-                let span = out[a].saturating_sub(1) * self.strides[a]
-                    + self.kernel[a].saturating_sub(1) * self.dilations[a]
-                    + 1;
-                let total = span.saturating_sub(input[a]);
-                if upper { total / 2 } else { total - total / 2 }
-            }),
+            Pads::Same { upper } => self.geometry.same_begin(upper, input, out),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn same_padding_puts_the_odd_pixel_where_onnx_does() {
-        let w = |upper| Window {
-            kernel: [3, 3],
-            strides: [2, 2],
-            dilations: [1, 1],
-            pads: Pads::Same { upper },
-        };
-        // 8 → 4 with k3 s2: one pixel of padding, at the end (UPPER) or the start (LOWER).
-        assert_eq!(w(true).begin([8, 8], [4, 4]), [0, 0]);
-        assert_eq!(w(false).begin([8, 8], [4, 4]), [1, 1]);
-        // 7 → 4: two pixels, one on each side either way.
-        assert_eq!(w(true).begin([7, 7], [4, 4]), [1, 1]);
     }
 }
