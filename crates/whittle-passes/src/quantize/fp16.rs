@@ -191,7 +191,8 @@ fn fix_outputs(
     casts
 }
 
-fn cast(name: &str, input: &str, output: &str, to: DataType) -> Node {
+/// A `Cast` node of `input` to `to`, named `name`, writing `output`.
+pub(super) fn cast(name: &str, input: &str, output: &str, to: DataType) -> Node {
     Node {
         proto: NodeProto {
             name: Some(name.to_string()),

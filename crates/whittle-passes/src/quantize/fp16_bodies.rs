@@ -13,16 +13,14 @@
 //!   override, not initializers of legacy pre-IR-4 bodies, which mirror inputs), only when
 //!   every value is finite and within the float16 range, and only when a node reads them;
 //! - tensors under [`MIN_ELEMENTS`] stay float32: they save less than the Cast costs.
-use super::fp16::to_f16_bytes;
+use super::fp16::{cast, to_f16_bytes};
 use super::fp16_plan::F16_MAX;
 use super::report::{NodeEntry, QuantizeReport, Status};
 use super::{GraphWalk, scheme};
 use crate::PassError;
-use crate::cleanup::attrs::int_attribute;
 use crate::cleanup::scope::{self, GraphCx};
 use petgraph::stable_graph::NodeIndex;
 use std::collections::{HashMap, HashSet};
-use whittle_ir::proto::NodeProto;
 use whittle_ir::{DataType, Graph, Model, Node, Tensor};
 
 /// Smallest body initializer stored as float16.
@@ -177,18 +175,19 @@ fn convert_body(
             (t.data_byte_len(), h.data_byte_len(), c.sqnr),
         );
         *t = h;
-        let cast = cast_to_f32(
+        let cast_node = cast(
             &scope::unique_name(taken, &format!("{}_cast", c.name)),
             &stored,
             &c.name,
+            DataType::FLOAT,
         );
         match c.holder {
-            Holder::Initializer => casts.push((Some(first), cast)),
+            Holder::Initializer => casts.push((Some(first), cast_node)),
             Holder::Constant(ix, next) => {
                 if let Some(n) = g.node_mut(ix) {
                     n.proto.output[0] = stored;
                 }
-                casts.push((next, cast));
+                casts.push((next, cast_node));
             }
         }
     }
@@ -230,18 +229,5 @@ fn entries(
             }
         }
         report.nodes.push(e);
-    }
-}
-
-fn cast_to_f32(name: &str, input: &str, output: &str) -> Node {
-    Node {
-        proto: NodeProto {
-            name: Some(name.to_string()),
-            op_type: Some("Cast".into()),
-            input: vec![input.to_string()],
-            output: vec![output.to_string()],
-            ..Default::default()
-        },
-        attributes: vec![int_attribute("to", i64::from(DataType::FLOAT.0))],
     }
 }

@@ -16,22 +16,22 @@ use super::SpeedCheck;
 use anyhow::{Context, Result};
 use whittle_ir::Model;
 use whittle_ir::shape::ShapeOverrides;
+use whittle_passes::quantize::candidates::WEIGHT_OPS;
+use whittle_passes::quantize::static_qdq::STATIC_OPS;
 use whittle_passes::quantize::{self, CalibrationData, QuantizeOptions, QuantizeReport};
 use whittle_runtime::model::BackendKind;
 
-/// Every op type any mode quantizes: excluding them all leaves the float model.
-const ALL_OPS: &[&str] = &[
-    "Conv",
-    "ConvTranspose",
-    "Gemm",
-    "MatMul",
-    "Add",
-    "Mul",
-    "MaxPool",
-    "AveragePool",
-    "GlobalAveragePool",
-    "Concat",
-];
+/// Every op type any mode quantizes — the weight ops, then the rest of static mode's:
+/// excluding them all leaves the float model.
+fn all_ops() -> Vec<String> {
+    let mut ops: Vec<String> = WEIGHT_OPS.iter().map(|s| s.to_string()).collect();
+    for op in STATIC_OPS {
+        if !WEIGHT_OPS.contains(op) {
+            ops.push(op.to_string());
+        }
+    }
+    ops
+}
 
 /// What the caller had when it asked: the models and how the first one was made.
 pub struct Inputs<'a> {
@@ -94,7 +94,7 @@ pub fn apply(
         None => {
             let everything = Step {
                 kept_float: "everything".into(),
-                exclude_ops: ALL_OPS.iter().map(|s| s.to_string()).collect(),
+                exclude_ops: all_ops(),
                 exclude_nodes: vec![],
             };
             let (_, r) = requantize(i, &everything)?;
@@ -277,6 +277,25 @@ pub fn choose(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_ops_are_every_op_any_mode_quantizes() {
+        assert_eq!(
+            all_ops(),
+            [
+                "Conv",
+                "ConvTranspose",
+                "Gemm",
+                "MatMul",
+                "Add",
+                "Mul",
+                "MaxPool",
+                "AveragePool",
+                "GlobalAveragePool",
+                "Concat",
+            ]
+        );
+    }
 
     fn step(name: &str) -> Step {
         Step {
