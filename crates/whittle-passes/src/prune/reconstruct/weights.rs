@@ -18,6 +18,17 @@ struct Layout {
     bias_scale: f64,
 }
 
+impl Layout {
+    /// Where feature `f` of output `o` sits in the stored weight.
+    fn at(&self, f: usize, o: usize) -> usize {
+        if self.out_major {
+            o * self.features + f
+        } else {
+            f * self.outputs + o
+        }
+    }
+}
+
 impl Layer {
     fn layout(&self, model: &Model) -> Result<Layout, ReconstructError> {
         let t = model
@@ -61,12 +72,7 @@ impl Layer {
         let mut m = DMatrix::zeros(rows, l.outputs);
         for f in 0..l.features {
             for o in 0..l.outputs {
-                let at = if l.out_major {
-                    o * l.features + f
-                } else {
-                    f * l.outputs + o
-                };
-                m[(f, o)] = w[at] as f64 * l.scale;
+                m[(f, o)] = w[l.at(f, o)] as f64 * l.scale;
             }
         }
         if let Some(b) = self.bias.as_ref().filter(|_| !self.corrects_add()) {
@@ -94,12 +100,7 @@ impl Layer {
         let mut weight = vec![0f32; l.features * l.outputs];
         for f in 0..l.features {
             for o in 0..l.outputs {
-                let at = if l.out_major {
-                    o * l.features + f
-                } else {
-                    f * l.outputs + o
-                };
-                weight[at] = (w[(f, o)] / l.scale) as f32;
+                weight[l.at(f, o)] = (w[(f, o)] / l.scale) as f32;
             }
         }
         store(pruned, &self.weight, &weight)?;
