@@ -115,13 +115,9 @@ impl LayerHessian {
 /// The main-graph layers weight mode will quantize whose weights GPTQ can round, in node
 /// order. Weights in Constant nodes count as the quantizer will see them (as initializers).
 pub fn targets(model: &Model, opts: &QuantizeOptions) -> Vec<Target> {
-    let mut converted = model.clone();
-    let m = match super::weights_to_initializers(&mut converted, opts) {
-        Ok(Some(_)) => &converted,
-        _ => model,
-    };
+    let m = super::as_rewritten(model, opts);
     let g = &m.graph;
-    let cx = GraphCx::main(m);
+    let cx = GraphCx::main(&m);
     let mut out = Vec::new();
     for (pos, (ix, n)) in g.nodes().enumerate() {
         let label = candidates::node_label("", n, pos);

@@ -150,13 +150,17 @@ pub fn mean_targets(model: &Model, opts: &QuantizeOptions) -> Vec<bias_correct::
     if !opts.bias_correction {
         return Vec::new();
     }
-    // The layers as `quantize` will see them: weights in Constant nodes (Paddle exports)
-    // become initializers first. Value names do not change, so the targets name values of
-    // `model` itself.
+    bias_correct::targets(&as_rewritten(model, opts), opts)
+}
+
+/// `model` as `quantize` will see its layers: weights in Constant nodes (Paddle exports)
+/// become initializers first. Value names do not change, so targets planned on it name
+/// values of `model` itself.
+fn as_rewritten<'a>(model: &'a Model, opts: &QuantizeOptions) -> std::borrow::Cow<'a, Model> {
     let mut converted = model.clone();
     match weights_to_initializers(&mut converted, opts) {
-        Ok(Some(_)) => bias_correct::targets(&converted, opts),
-        _ => bias_correct::targets(model, opts),
+        Ok(Some(_)) => std::borrow::Cow::Owned(converted),
+        _ => std::borrow::Cow::Borrowed(model),
     }
 }
 
