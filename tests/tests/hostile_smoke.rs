@@ -36,6 +36,7 @@ fn exercise(bytes: Vec<u8>, dir: &Path) {
         &out,
         &SaveOptions {
             external: whittle_ir::ExternalMode::Inline,
+            ..Default::default()
         },
     );
     for t in model.graph.initializers.iter() {

@@ -157,3 +157,38 @@ fn static_text_snapshot() {
     let m = whittle_ir::Model::load(&q.path).unwrap();
     insta::assert_snapshot!("digits_static_qdq", whittle_ir::text::model_to_text(&m));
 }
+
+#[test]
+fn a_bad_calibration_file_is_named_and_nothing_is_written() {
+    // The file is read on a background thread while the model loads (and, with
+    // onnxruntime, while the library loads): its errors still name it, once, and stop the
+    // command before anything is written.
+    let src = fixture("digits_cnn.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.npz");
+    std::fs::write(&corrupt, b"not a zip archive").unwrap();
+    let missing = dir.path().join("missing.npz");
+    let out = dir.path().join("out.onnx");
+    for runtime in ["tract", "onnxruntime"] {
+        for (calib, why) in [
+            (&corrupt, "not a readable .npz"),
+            (&missing, "No such file"),
+        ] {
+            let err = quantize_fails(&[
+                src.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--mode",
+                "static",
+                "--runtime",
+                runtime,
+                "--calib",
+                calib.to_str().unwrap(),
+            ]);
+            let name = calib.display().to_string();
+            assert!(err.contains(why), "{runtime}: {err}");
+            assert_eq!(err.matches(&name).count(), 1, "{runtime}: {err}");
+            assert!(!out.exists(), "{runtime}: wrote {}", out.display());
+        }
+    }
+}

@@ -47,6 +47,7 @@ fn save_keeps_external_layout_byte_identical() {
         &inline,
         &SaveOptions {
             external: ExternalMode::Inline,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -66,12 +67,31 @@ fn save_keeps_external_layout_byte_identical() {
         &ext,
         &SaveOptions {
             external: ExternalMode::Threshold(1024),
+            ..Default::default()
         },
     )
     .unwrap();
     let m3 = Model::load(&ext).unwrap();
     assert!(m3.graph.initializers.iter().any(|t| t.is_external()));
     assert_eq!(hashes(&model), hashes(&m3));
+    // A scratch copy (not flushed to the disk) has the same bytes, model and data file.
+    let scratch = dir.path().join("scratch.onnx");
+    save(
+        &m2,
+        &scratch,
+        &SaveOptions {
+            external: ExternalMode::Threshold(1024),
+            scratch: true,
+        },
+    )
+    .unwrap();
+    let bytes = |p: &std::path::Path| std::fs::read(p).unwrap();
+    assert_eq!(
+        bytes(&scratch.with_extension("onnx.data")),
+        bytes(&ext.with_extension("onnx.data"))
+    );
+    let m4 = Model::load(&scratch).unwrap();
+    assert_eq!(hashes(&model), hashes(&m4));
     // No temporary file is left behind.
     let stray: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

@@ -40,6 +40,10 @@ pub enum ExternalMode {
 #[derive(Clone, Debug, Default)]
 pub struct SaveOptions {
     pub external: ExternalMode,
+    /// A scratch copy that lives only while this process uses it (the file a runtime
+    /// loads): still written atomically, but not flushed to the disk (`fsync`), which costs
+    /// more than the write on a model of a few MiB.
+    pub scratch: bool,
 }
 
 /// What a save wrote.
@@ -315,6 +319,7 @@ fn interrupted(path: &Path) -> IrError {
 /// Writes `write` to a temporary file beside `path`; the caller renames it into place.
 fn stage(
     path: &Path,
+    durable: bool,
     in_flight: &mut InFlight,
     write: &mut dyn FnMut(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<tempfile::TempPath> {
@@ -350,7 +355,9 @@ fn stage(
         .map_err(write_err(path))?;
     write(tmp.as_file_mut()).map_err(write_err(path))?;
     tmp.as_file_mut().flush().map_err(write_err(path))?;
-    tmp.as_file().sync_all().map_err(write_err(path))?;
+    if durable {
+        tmp.as_file().sync_all().map_err(write_err(path))?;
+    }
     Ok(tmp.into_temp_path())
 }
 
@@ -488,14 +495,16 @@ pub fn save(model: &Model, out: &Path, opts: &SaveOptions) -> Result<SaveReport>
     };
     for (location, segments) in &layout.files {
         let path = dir.join(location);
-        let tmp = stage(&path, &mut in_flight, &mut |f| write_data_file(segments, f))?;
+        let tmp = stage(&path, !opts.scratch, &mut in_flight, &mut |f| {
+            write_data_file(segments, f)
+        })?;
         let size = std::fs::metadata(&tmp).map_err(write_err(&path))?.len();
         report.data_files.push((path.clone(), size));
         report.external_tensors += segments.len();
         staged.push((tmp, path));
     }
     report.model_bytes = proto.encoded_len() as u64;
-    let tmp = stage(out, &mut in_flight, &mut |f| {
+    let tmp = stage(out, !opts.scratch, &mut in_flight, &mut |f| {
         let mut sink = crate::stream::FileSink::new(f);
         proto
             .encode(&mut sink)

@@ -39,7 +39,10 @@ pub fn run(args: ConvertArgs) -> Result<()> {
         (None, true) => ExternalMode::Inline,
         (None, false) => ExternalMode::Keep,
     };
-    let opts = SaveOptions { external };
+    let opts = SaveOptions {
+        external,
+        ..Default::default()
+    };
     let mut inputs = vec![args.input.clone()];
     inputs.extend(model.external_files());
     let outputs = whittle_ir::save::target_files(&model, &args.output, &opts)?;

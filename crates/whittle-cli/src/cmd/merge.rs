@@ -85,6 +85,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
             Some(t) => ExternalMode::Threshold(t),
             None => ExternalMode::Inline,
         },
+        ..Default::default()
     };
     let outputs = whittle_ir::save::target_files(&merged.model, &args.output, &save_opts)?;
     check_not_overwriting(&outputs, &inputs, args.force)?;

@@ -329,6 +329,11 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let started = Instant::now();
     let mut t = Timings::default();
     let opts = options(&args)?;
+    let statistics_wanted = matches!(opts.mode, Mode::Static | Mode::Fp16);
+    let mut prefetch = match &args.calib {
+        Some(path) if statistics_wanted => Some(calibrate::Prefetch::start(path, &args.backend)),
+        _ => None,
+    };
     let original = load_model(&args.input)?;
     if let Err(e) = whittle_ir::verify::verify(&original) {
         bail!(
@@ -365,16 +370,15 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     t.load = started.elapsed().as_secs_f64();
     let step = Instant::now();
     let mut calib = match &args.calib {
-        Some(path) if matches!(opts.mode, Mode::Static | Mode::Fp16) => {
-            Some(calibrate::statistics(
-                &model,
-                &opts,
-                path,
-                &args.backend,
-                args.json || args.quiet,
-                &mut notes,
-            )?)
-        }
+        Some(path) if statistics_wanted => Some(calibrate::statistics(
+            &model,
+            &opts,
+            path,
+            prefetch.take().unwrap_or_else(calibrate::Prefetch::none),
+            &args.backend,
+            args.json || args.quiet,
+            &mut notes,
+        )?),
         _ => None,
     };
     if let (true, Some(path)) = (opts.gptq, &args.calib) {

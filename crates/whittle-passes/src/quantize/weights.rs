@@ -109,38 +109,113 @@ pub fn quantize(
 ) -> Quantized {
     let pdims = param_dims(dims, layout);
     let groups: usize = pdims.iter().product();
-    let mut lo = vec![f32::INFINITY; groups];
-    let mut hi = vec![f32::NEG_INFINITY; groups];
-    let group = group_indices(dims, layout);
-    debug_assert_eq!(group.len(), values.len());
-    for (&x, &g) in values.iter().zip(&group) {
-        lo[g] = lo[g].min(x);
-        hi[g] = hi[g].max(x);
-    }
-    let params: Vec<Params> = lo
-        .iter()
-        .zip(&hi)
-        .map(|(&a, &b)| {
-            let (a, b) = if a > b { (0.0, 0.0) } else { (a, b) };
-            scheme::params_for_range(a, b, t, symmetric, round)
-        })
-        .collect();
-    let q: Vec<i32> = values
-        .iter()
-        .zip(&group)
-        .map(|(&x, &g)| scheme::quantize_value(x, params[g], t))
-        .collect();
-    let dequantized = q
-        .iter()
-        .zip(&group)
-        .map(|(&v, &g)| round(scheme::dequantize_value(v, params[g])))
-        .collect();
+    let (q, params) = match runs(dims, layout) {
+        Some((run, along)) => {
+            let mut lo = vec![f32::INFINITY; groups];
+            let mut hi = vec![f32::NEG_INFINITY; groups];
+            for (k, xs) in values.chunks(run).enumerate() {
+                let (a, b) = xs
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                        (a.min(x), b.max(x))
+                    });
+                lo[k % along] = lo[k % along].min(a);
+                hi[k % along] = hi[k % along].max(b);
+            }
+            let params = group_params(&lo, &hi, t, symmetric, round);
+            let mut q = Vec::with_capacity(values.len());
+            for (k, xs) in values.chunks(run).enumerate() {
+                let p = params[k % along];
+                q.extend(xs.iter().map(|&x| scheme::quantize_value(x, p, t)));
+            }
+            (q, params)
+        }
+        None => {
+            let group = group_indices(dims, layout);
+            debug_assert_eq!(group.len(), values.len());
+            let mut lo = vec![f32::INFINITY; groups];
+            let mut hi = vec![f32::NEG_INFINITY; groups];
+            for (&x, &g) in values.iter().zip(&group) {
+                lo[g] = lo[g].min(x);
+                hi[g] = hi[g].max(x);
+            }
+            let params = group_params(&lo, &hi, t, symmetric, round);
+            let q = values
+                .iter()
+                .zip(&group)
+                .map(|(&x, &g)| scheme::quantize_value(x, params[g], t))
+                .collect();
+            (q, params)
+        }
+    };
+    let dequantized = dequantize(&q, dims, layout, &params, round);
     Quantized {
         values: q,
         params,
         param_dims: pdims.iter().map(|&d| d as i64).collect(),
         dequantized,
     }
+}
+
+/// Per-tensor and per-axis groups are runs of consecutive elements: `Some((run, along))`
+/// when run `k` (of `run` elements) belongs to group `k % along`; `None` for blocks, whose
+/// neighbouring elements belong to different groups.
+fn runs(dims: &[usize], layout: Layout) -> Option<(usize, usize)> {
+    match layout {
+        Layout::PerTensor => Some((dims.iter().product::<usize>().max(1), 1)),
+        Layout::PerAxis { axis } => Some((
+            dims[axis + 1..].iter().product::<usize>().max(1),
+            dims[axis].max(1),
+        )),
+        Layout::Blocked { .. } => None,
+    }
+}
+
+/// Each group's parameters from its range (an empty group, lo > hi, gets those of 0).
+fn group_params(
+    lo: &[f32],
+    hi: &[f32],
+    t: QuantType,
+    symmetric: bool,
+    round: fn(f32) -> f32,
+) -> Vec<Params> {
+    lo.iter()
+        .zip(hi)
+        .map(|(&a, &b)| {
+            let (a, b) = if a > b { (0.0, 0.0) } else { (a, b) };
+            scheme::params_for_range(a, b, t, symmetric, round)
+        })
+        .collect()
+}
+
+/// What `DequantizeLinear` computes from `q`, rounded to the weight's float type by `round`.
+fn dequantize(
+    q: &[i32],
+    dims: &[usize],
+    layout: Layout,
+    params: &[Params],
+    round: fn(f32) -> f32,
+) -> Vec<f32> {
+    let mut out: Vec<f32> = match runs(dims, layout) {
+        Some((run, along)) => {
+            let mut out = Vec::with_capacity(q.len());
+            for (k, vs) in q.chunks(run).enumerate() {
+                let p = params[k % along];
+                out.extend(vs.iter().map(|&v| scheme::dequantize_value(v, p)));
+            }
+            out
+        }
+        None => q
+            .iter()
+            .zip(group_indices(dims, layout))
+            .map(|(&v, g)| scheme::dequantize_value(v, params[g]))
+            .collect(),
+    };
+    // float32 weights keep the product as it is: skip a call per element.
+    if !std::ptr::fn_addr_eq(round, scheme::keep_f32 as fn(f32) -> f32) {
+        out.iter_mut().for_each(|x| *x = round(*x));
+    }
+    out
 }
 
 /// The float tensor of the scales, in `float_type` (f32 or f16).
@@ -199,6 +274,47 @@ mod tests {
         assert_eq!(param_dims(&[5, 2], l), vec![3, 2]);
         let got: Vec<usize> = (0..10).map(|i| group_of(&[5, 2], l, i)).collect();
         assert_eq!(got, vec![0, 1, 0, 1, 2, 3, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn quantize_equals_the_element_by_element_definition() {
+        // Every layout: the group of each element from `group_of`, its range, its params,
+        // and the formula per element — what `quantize` computes in runs.
+        let dims = [3usize, 5, 2, 4];
+        let values: Vec<f32> = (0..120)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013 * (1 + i % 7) as f32)
+            .collect();
+        let mut layouts = vec![Layout::PerTensor];
+        for axis in 0..dims.len() {
+            layouts.push(Layout::PerAxis { axis });
+            layouts.push(Layout::Blocked { axis, block: 2 });
+        }
+        for layout in layouts {
+            for (t, symmetric) in [(QuantType::Int8, true), (QuantType::Uint8, false)] {
+                for round in [keep_f32 as fn(f32) -> f32, scheme::through_f16] {
+                    let got = quantize(&values, &dims, layout, t, symmetric, round);
+                    let groups: usize = param_dims(&dims, layout).iter().product();
+                    let mut lo = vec![f32::INFINITY; groups];
+                    let mut hi = vec![f32::NEG_INFINITY; groups];
+                    for (i, &x) in values.iter().enumerate() {
+                        let g = group_of(&dims, layout, i);
+                        lo[g] = lo[g].min(x);
+                        hi[g] = hi[g].max(x);
+                    }
+                    let params: Vec<Params> = (0..groups)
+                        .map(|g| scheme::params_for_range(lo[g], hi[g], t, symmetric, round))
+                        .collect();
+                    assert_eq!(got.params, params, "{layout:?}");
+                    for (i, &x) in values.iter().enumerate() {
+                        let p = params[group_of(&dims, layout, i)];
+                        let q = scheme::quantize_value(x, p, t);
+                        assert_eq!(got.values[i], q, "{layout:?} element {i}");
+                        let d = round(scheme::dequantize_value(q, p));
+                        assert_eq!(got.dequantized[i].to_bits(), d.to_bits(), "{layout:?} {i}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -318,7 +318,12 @@ pub fn prepare_file(
                 .and_then(|p| p.file_name())
                 .map_or_else(|| "model.onnx".into(), |n| n.to_os_string());
             let path = dir.path().join(name);
-            whittle_ir::save(m, &path, &SaveOptions::default())?;
+            // Deleted when the runner is done with it: no need to reach the disk.
+            let scratch = SaveOptions {
+                scratch: true,
+                ..Default::default()
+            };
+            whittle_ir::save(m, &path, &scratch)?;
             Ok(PreparedFile {
                 path,
                 dir: Some(dir),

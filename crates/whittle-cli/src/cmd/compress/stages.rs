@@ -109,7 +109,13 @@ fn calibration(
         (cx.progress)("calibration");
         // compress reports its phases itself: no bars inside them.
         data = Some(calibrate::statistics(
-            model, opts, path, cx.backend, true, notes,
+            model,
+            opts,
+            path,
+            calibrate::Prefetch::none(),
+            cx.backend,
+            true,
+            notes,
         )?);
     }
     if opts.gptq {
