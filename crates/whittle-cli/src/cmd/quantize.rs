@@ -260,9 +260,6 @@ pub fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
         if args.calib.is_none() {
             bail!("--gptq measures each layer's inputs on a calibration set: --calib FILE.npz");
         }
-        if format == Format::OrtNbits {
-            bail!("--gptq writes DequantizeLinear weights: not with --format ort-nbits");
-        }
     }
     let calib_method = match args.calib_method {
         CalibArg::Minmax => CalibMethod::MinMax,

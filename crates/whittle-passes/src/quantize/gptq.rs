@@ -127,6 +127,10 @@ pub fn targets(model: &Model, opts: &QuantizeOptions) -> Vec<Target> {
         let Some(input) = n.inputs().first().filter(|i| !i.is_empty()) else {
             continue;
         };
+        // MatMulNBits replaces MatMuls only: the other layers stay float.
+        if opts.format == super::Format::OrtNbits && n.op_type() != "MatMul" {
+            continue;
+        }
         if let Some(t) = target_of(n, &c, input) {
             out.push(t);
         }

@@ -9,11 +9,16 @@
 //! symmetric weights, whose zero point is the default `2^(bits-1)`. Dequantization is
 //! `(code - zero_point) · scale`, so a signed symmetric weight is written as its unsigned
 //! twin (`code = q + 2^(bits-1)`), which dequantizes to the same numbers.
+//!
+//! With `--gptq` the codes are GPTQ-rounded against the layer's input moments, in the
+//! weight's own `[K, N]` orientation with blocks along K: the same groups, so the same
+//! scales and zero points as rounding to nearest, only other codes.
 use super::candidates::Candidate;
+use super::gptq::{self, LayerHessian};
 use super::options::{Granularity, QuantizeOptions};
 use super::report::{NodeEntry, QuantizeReport, Status};
 use super::scheme::{self, QuantType};
-use super::weight_mode::{drop_unused, weight_values};
+use super::weight_mode::{Hessians, drop_unused, weight_values};
 use super::weights::{self, Layout, Quantized};
 use crate::PassError;
 use crate::cleanup::attrs::int_attribute;
@@ -41,11 +46,13 @@ fn block_size(opts: &QuantizeOptions) -> Result<usize, PassError> {
 }
 
 /// Rewrites one graph's MatMul candidates; returns whether any MatMulNBits was written.
+/// `hessians` (main graph, `--gptq`): the input moments per weight.
 pub fn rewrite(
     g: &mut Graph,
     cx: &GraphCx,
     found: Vec<Result<Candidate, NodeEntry>>,
     opts: &QuantizeOptions,
+    hessians: Option<&Hessians>,
     taken: &mut HashSet<String>,
     report: &mut QuantizeReport,
 ) -> Result<bool, PassError> {
@@ -89,18 +96,9 @@ pub fn rewrite(
             }
         };
         let (k, n) = (c.dims[0], c.dims[1]);
-        // Column n's values along K, i.e. the transpose [N, K].
-        let transposed: Vec<f32> = (0..n * k).map(|i| values[(i % k) * n + i / k]).collect();
-        let layout = Layout::Blocked { axis: 1, block };
         let round = weights::rounding_for(c.weight_dtype);
-        let q = weights::quantize(
-            &transposed,
-            &[n, k],
-            layout,
-            code_type,
-            opts.symmetric,
-            round,
-        );
+        let hessian = hessians.map(|h| h.get(&c.weight));
+        let (q, gptq) = quantize_columns(&values, k, n, block, code_type, opts, round, hessian);
         let dequantized: Vec<f32> = (0..k * n)
             .map(|i| q.dequantized[(i % n) * k + i / n])
             .collect();
@@ -152,11 +150,16 @@ pub fn rewrite(
         };
         c.entry.status = Status::Quantized;
         c.entry.form = Some(format!(
-            "MatMulNBits {bits}-bit block {block} {}",
+            "MatMulNBits {bits}-bit block {block} {}{}",
             if opts.symmetric {
                 "symmetric"
             } else {
                 "asymmetric"
+            },
+            match gptq {
+                Ok(true) => ", GPTQ rounding".to_string(),
+                Ok(false) => String::new(),
+                Err(why) => format!(", rounded to nearest (GPTQ: {why})"),
             }
         ));
         c.entry.weight_sqnr_db = scheme::sqnr_db(&values, &dequantized);
@@ -177,6 +180,40 @@ pub fn rewrite(
     g.rebuild_edges();
     drop_unused(g, cx, &replaced);
     Ok(wrote)
+}
+
+/// Column n's codes along K — the `[N, K]` order `B` stores — rounded to nearest, or with
+/// GPTQ when `hessian` is `Some` (`Some(None)`: `--gptq` without moments for this layer).
+#[allow(clippy::too_many_arguments)]
+fn quantize_columns(
+    values: &[f32],
+    k: usize,
+    n: usize,
+    block: usize,
+    t: QuantType,
+    opts: &QuantizeOptions,
+    round: fn(f32) -> f32,
+    hessian: Option<Option<&LayerHessian>>,
+) -> (Quantized, Result<bool, String>) {
+    let transposed: Vec<f32> = (0..n * k).map(|i| values[(i % k) * n + i / k]).collect();
+    let layout = Layout::Blocked { axis: 1, block };
+    let mut q = weights::quantize(&transposed, &[n, k], layout, t, opts.symmetric, round);
+    let h = match hessian {
+        None => return (q, Ok(false)),
+        Some(None) => return (q, Err(gptq::NOT_COVERED.to_string())),
+        Some(Some(h)) => h,
+    };
+    let along_k = Layout::Blocked { axis: 0, block };
+    let mut kn = weights::quantize(values, &[k, n], along_k, t, opts.symmetric, round);
+    if let Err(why) = gptq::round(values, &[k, n], along_k, t, h, &mut kn) {
+        return (q, Err(why));
+    }
+    for (i, (&v, &d)) in kn.values.iter().zip(&kn.dequantized).enumerate() {
+        let (row, col) = (i / n, i % n);
+        q.values[col * k + row] = v;
+        q.dequantized[col * k + row] = round(d);
+    }
+    (q, Ok(true))
 }
 
 /// `B`: per column, per block, the codes packed low bits first; padding gets the zero point.

@@ -106,11 +106,11 @@ pub(super) fn rewrite_graphs(
                 }
             }
         }
+        // Values inside a body cannot be read out, so only the main graph has moments.
+        let hessians = hessians.filter(|_| path.is_empty() && opts.gptq);
         if opts.format == Format::OrtNbits {
-            uses_nbits |= nbits::rewrite(g, &cx, found, opts, taken, report)?;
+            uses_nbits |= nbits::rewrite(g, &cx, found, opts, hessians, taken, report)?;
         } else {
-            // Values inside a body cannot be read out, so only the main graph has moments.
-            let hessians = hessians.filter(|_| path.is_empty() && opts.gptq);
             rewrite(g, &cx, found, opts, hessians, taken, report);
         }
         Ok(())
