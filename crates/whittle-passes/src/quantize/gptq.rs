@@ -98,11 +98,19 @@ impl LayerHessian {
         }
     }
 
-    /// The upper factors of every group (see [`inverse_factor`]); `None` when one is not
-    /// positive definite. Computed on first use: add no rows after that.
+    /// The upper factors U of every group (see [`inverse_factor`]), each stored transposed
+    /// so that row j of U — what rounding column j subtracts from the rest — is one
+    /// contiguous column (nalgebra is column-major: reading U's row would stride by d and
+    /// miss the cache on every element). `None` when one is not positive definite.
+    /// Computed on first use: add no rows after that.
     fn factors(&self) -> Option<&Vec<DMatrix<f64>>> {
         self.factors
-            .get_or_init(|| self.groups.iter().map(inverse_factor).collect())
+            .get_or_init(|| {
+                self.groups
+                    .iter()
+                    .map(|h| inverse_factor(h).map(|u| u.transpose()))
+                    .collect()
+            })
             .as_ref()
     }
 
@@ -381,7 +389,7 @@ pub fn round(
     let rounded: Vec<Vec<(i32, f32)>> = (0..rows)
         .into_par_iter()
         .map(|r| {
-            let u = &factors[r / per_group];
+            let ut = factors[r / per_group].as_slice();
             let mut w: Vec<f64> = (0..d).map(|j| f64::from(values[index(r, j)])).collect();
             let mut out = Vec::with_capacity(d);
             for j in 0..d {
@@ -389,9 +397,11 @@ pub fn round(
                 let v = scheme::quantize_value(w[j] as f32, p, t);
                 let dq = scheme::dequantize_value(v, p);
                 out.push((v, dq));
-                let err = (w[j] - f64::from(dq)) / u[(j, j)];
-                for k in j + 1..d {
-                    w[k] -= err * u[(j, k)];
+                // Row j of U, contiguous (see `LayerHessian::factors`).
+                let u_row = &ut[j * d..(j + 1) * d];
+                let err = (w[j] - f64::from(dq)) / u_row[j];
+                for (wk, uk) in w[j + 1..].iter_mut().zip(&u_row[j + 1..]) {
+                    *wk -= err * uk;
                 }
             }
             out
