@@ -179,30 +179,33 @@ fn conv_rows_are_im2col_patches_per_group() {
 
 #[test]
 fn the_factor_is_the_upper_cholesky_factor_of_the_damped_inverse() {
-    let d = 7;
-    let mut seed = 3;
-    let a = DMatrix::from_fn(d, 2 * d, |_, _| lcg(&mut seed));
-    let mut h = &a * a.transpose();
-    h[(2, 2)] = 0.0; // an input never seen: its row and column are zero
-    for k in 0..d {
-        if k != 2 {
-            h[(2, k)] = 0.0;
-            h[(k, 2)] = 0.0;
+    // 7: one leaf; 150 and 301: the halving recursion, with odd splits.
+    for d in [7usize, 150, 301] {
+        let mut seed = 3;
+        let a = DMatrix::from_fn(d, 2 * d, |_, _| lcg(&mut seed));
+        let mut h = &a * a.transpose();
+        h[(2, 2)] = 0.0; // an input never seen: its row and column are zero
+        for k in 0..d {
+            if k != 2 {
+                h[(2, k)] = 0.0;
+                h[(k, 2)] = 0.0;
+            }
         }
-    }
-    let u = inverse_factor_for_tests(&h).unwrap();
-    let mean = (0..d).map(|i| h[(i, i)]).sum::<f64>() / d as f64;
-    let mut damped = h.clone();
-    damped[(2, 2)] = 1.0;
-    for i in 0..d {
-        damped[(i, i)] += DAMP * mean;
-    }
-    let inv = damped.try_inverse().unwrap();
-    assert!((u.transpose() * &u - &inv).abs().max() < 1e-9);
-    for i in 0..d {
-        assert!(u[(i, i)] > 0.0);
-        for j in 0..i {
-            assert_eq!(u[(i, j)], 0.0, "U must be upper triangular");
+        let u = inverse_factor_for_tests(&h).unwrap();
+        let mean = (0..d).map(|i| h[(i, i)]).sum::<f64>() / d as f64;
+        let mut damped = h.clone();
+        damped[(2, 2)] = 1.0;
+        for i in 0..d {
+            damped[(i, i)] += DAMP * mean;
+        }
+        let inv = damped.try_inverse().unwrap();
+        let err = (u.transpose() * &u - &inv).abs().max() / inv.abs().max();
+        assert!(err < 1e-10, "d {d}: relative error {err:e}");
+        for i in 0..d {
+            assert!(u[(i, i)] > 0.0);
+            for j in 0..i {
+                assert_eq!(u[(i, j)], 0.0, "d {d}: U must be upper triangular");
+            }
         }
     }
 }
