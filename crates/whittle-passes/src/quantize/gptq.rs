@@ -248,8 +248,11 @@ pub fn accumulate(
                 n,
                 max_positions.max(1) * shape.first().copied().unwrap_or(1),
             );
-            let m = DMatrix::from_fn(take.len(), d, |r, j| f64::from(x[take[r] * d + j]));
-            h.groups[0].gemm(1.0, &m.transpose(), &m, 1.0);
+            let rows: Vec<f64> = take
+                .iter()
+                .flat_map(|&r| x[r * d..(r + 1) * d].iter().map(|&v| f64::from(v)))
+                .collect();
+            add_gram(&mut h.groups[0], &rows, d);
             h.rows += take.len() as u64;
         }
         Rows::Conv {
@@ -306,6 +309,7 @@ pub fn accumulate(
             let positions = spaced(oh * ow, max_positions.max(1));
             let d = t.features;
             let mut patches = Vec::with_capacity(positions.len() * d);
+            let mut rows = Vec::with_capacity(positions.len() * d);
             for s in 0..n {
                 let sample = &x[s * c * ih * iw..(s + 1) * c * ih * iw];
                 for (gi, hg) in h.groups.iter_mut().enumerate() {
@@ -321,18 +325,46 @@ pub fn accumulate(
                             &mut patches,
                         );
                     }
-                    let m = DMatrix::from_row_iterator(
-                        positions.len(),
-                        d,
-                        patches.iter().map(|&v| f64::from(v)),
-                    );
-                    hg.gemm(1.0, &m.transpose(), &m, 1.0);
+                    rows.clear();
+                    rows.extend(patches.iter().map(|&v| f64::from(v)));
+                    add_gram(hg, &rows, d);
                 }
                 h.rows += positions.len() as u64;
             }
         }
     }
     Ok(())
+}
+
+/// `h += Xᵀ X` for `x` holding rows of `d` features, row-major — one matrix product read
+/// in place through strides (nalgebra would need X and a transposed copy as matrices).
+fn add_gram(h: &mut DMatrix<f64>, x: &[f64], d: usize) {
+    let rows = x.len() / d.max(1);
+    if rows == 0 || h.nrows() != d || h.ncols() != d {
+        return;
+    }
+    let c = h.as_mut_slice();
+    // SAFETY: Xᵀ is d × rows with strides (1, d) and X is rows × d with strides (d, 1),
+    // both inside `x` (rows · d elements); H is d × d column-major (strides 1, d) inside
+    // `c`, which does not overlap `x`.
+    unsafe {
+        matrixmultiply::dgemm(
+            d,
+            rows,
+            d,
+            1.0,
+            x.as_ptr(),
+            1,
+            d as isize,
+            x.as_ptr(),
+            d as isize,
+            1,
+            1.0,
+            c.as_mut_ptr(),
+            1,
+            d as isize,
+        );
+    }
 }
 
 /// `count` indices spread evenly over `0..n` (all of them when `n <= count`).
