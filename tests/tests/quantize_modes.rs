@@ -150,9 +150,18 @@ fn every_calibration_method_gives_a_model_that_runs() {
 #[test]
 fn static_text_snapshot() {
     let calib = fixture("digits_calib.npz");
+    // Tract calibrates, whether or not onnxruntime is installed: the two round the ranges
+    // differently in the last bits, and the snapshot holds the scales' hashes.
     let q = quantize(
         &fixture("digits_cnn.onnx"),
-        &["--mode", "static", "--calib", calib.to_str().unwrap()],
+        &[
+            "--mode",
+            "static",
+            "--calib",
+            calib.to_str().unwrap(),
+            "--runtime",
+            "tract",
+        ],
     );
     let m = whittle_ir::Model::load(&q.path).unwrap();
     insta::assert_snapshot!("digits_static_qdq", whittle_ir::text::model_to_text(&m));
@@ -191,4 +200,51 @@ fn a_bad_calibration_file_is_named_and_nothing_is_written() {
             assert!(!out.exists(), "{runtime}: wrote {}", out.display());
         }
     }
+}
+
+#[test]
+fn calibration_prefers_onnxruntime_when_found_and_otherwise_tract() {
+    let src = fixture("digits_cnn.onnx");
+    let calib = fixture("digits_calib.npz");
+    let calib = calib.to_str().unwrap();
+    let note = |json: &serde_json::Value| {
+        json["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_str())
+            .find(|n| n.starts_with("calibrated"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The test venv has onnxruntime: with no --runtime it calibrates; the error report
+    // keeps the runtime asked for (tract by default).
+    let auto = quantize(&src, &["--mode", "static", "--calib", calib]);
+    assert!(note(&auto.json).ends_with("(ort)"), "{}", note(&auto.json));
+    assert_eq!(auto.json["error"]["backend"], "tract");
+    let asked = quantize(
+        &src,
+        &["--mode", "static", "--calib", calib, "--runtime", "tract"],
+    );
+    assert!(
+        note(&asked.json).ends_with("(tract)"),
+        "{}",
+        note(&asked.json)
+    );
+    // Without a usable library, tract calibrates and nothing fails.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_whittle-e2e"))
+        .args(["quantize", src.to_str().unwrap(), "-o"])
+        .arg(dir.path().join("q.onnx"))
+        .args(["--mode", "static", "--calib", calib, "--json"])
+        .env("WHITTLE_ORT_LIB", dir.path().join("no-such-library.so"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(note(&json).ends_with("(tract)"), "{}", note(&json));
 }

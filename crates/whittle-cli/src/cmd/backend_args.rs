@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use std::path::{Path, PathBuf};
 use whittle_ir::Model;
-use whittle_runtime::model::{BackendKind, make_backend, make_pooled_backend};
+use whittle_runtime::model::{BackendKind, make_backend, make_pooled_backend, ort_library_found};
 use whittle_runtime::{Backend, ShapeOverride, parse_shape_override};
 
 /// The runtime that computes the numbers.
@@ -20,7 +20,8 @@ pub enum Runtime {
 
 #[derive(Args, Debug, Clone)]
 pub struct BackendArgs {
-    /// Runtime that computes the numbers [default: tract].
+    /// Runtime that computes the numbers [default: tract; quantize's and compress's
+    /// calibration: onnxruntime when its library is found, else tract].
     #[arg(long, value_enum, value_name = "RUNTIME")]
     pub runtime: Option<Runtime>,
     /// onnxruntime library file or folder. Default: $WHITTLE_ORT_LIB, else the one inside
@@ -61,6 +62,19 @@ impl BackendArgs {
     ) -> Result<Box<dyn Backend>> {
         make_backend(kind, self.ort_lib.as_deref(), intra_threads)
             .with_context(|| format!("cannot use the {} runtime", kind.label()))
+    }
+
+    /// The flags calibration runs with: the runtime asked for, else onnxruntime when its
+    /// library is found, else tract. Calibration reads ranges and layer inputs, which the
+    /// two agree on to float rounding, and onnxruntime runs CNNs 2–3× faster than tract on
+    /// a small machine (YOLOv8n static: 0.33 against 0.99 s end to end). The notes name the
+    /// runtime that calibrated; `--runtime tract` keeps tract.
+    pub fn for_calibration(&self) -> BackendArgs {
+        let mut b = self.clone();
+        if b.runtime.is_none() && ort_library_found(b.ort_lib.as_deref()) {
+            b.runtime = Some(Runtime::Onnxruntime);
+        }
+        b
     }
 
     /// How many runs go at once: `--threads`, else one per CPU.

@@ -327,8 +327,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let mut t = Timings::default();
     let opts = options(&args)?;
     let statistics_wanted = matches!(opts.mode, Mode::Static | Mode::Fp16);
+    // Calibration (ranges, GPTQ's moments, bias correction's means) prefers onnxruntime;
+    // measuring the result and timing it keep the runtime asked for (tract by default).
+    let calib_backend = match &args.calib {
+        Some(_) => args.backend.for_calibration(),
+        None => args.backend.clone(),
+    };
     let mut prefetch = match &args.calib {
-        Some(path) if statistics_wanted => Some(calibrate::Prefetch::start(path, &args.backend)),
+        Some(path) if statistics_wanted => Some(calibrate::Prefetch::start(path, &calib_backend)),
         _ => None,
     };
     let original = load_model(&args.input)?;
@@ -372,7 +378,7 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             &opts,
             path,
             prefetch.take().unwrap_or_else(calibrate::Prefetch::none),
-            &args.backend,
+            &calib_backend,
             args.json || args.quiet,
             &mut notes,
         )?),
@@ -384,14 +390,14 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
             &model,
             &opts,
             path,
-            &args.backend,
+            &calib_backend,
             args.json || args.quiet,
             &mut notes,
         )?;
     }
     if let (true, Some(path)) = (opts.bias_correction, &args.calib) {
         let data = calib.get_or_insert_with(Default::default);
-        calibrate::means(&model, &opts, path, &args.backend, data, &mut notes)?;
+        calibrate::means(&model, &opts, path, &calib_backend, data, &mut notes)?;
     }
     t.calibrate = step.elapsed().as_secs_f64();
     let step = Instant::now();

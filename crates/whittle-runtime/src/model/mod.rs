@@ -46,7 +46,7 @@ pub use join::{concat_axis0, slice_axis0, stack};
 pub use means::{ChannelAxis, collect_channel_means};
 pub use prepare::{
     BackendKind, PreparedFile, input_specs, inputs_from_arrays, make_backend, make_pooled_backend,
-    prepare_file,
+    ort_library_found, prepare_file,
 };
 pub use runner::{Progress, Runner};
 pub use taps::{Taps, collect_stats, collect_tensors, select_values, with_outputs};

@@ -63,6 +63,20 @@ pub fn make_backend(
 
 /// [`make_backend`] whose onnxruntime models hold `sessions` sessions, so that many runs
 /// can go at once (tract models run concurrently anyway).
+/// Whether an onnxruntime library can be found (`library`, else `WHITTLE_ORT_LIB`, else
+/// discovery); the answer is cached per process, and the library is not loaded.
+pub fn ort_library_found(library: Option<&Path>) -> bool {
+    #[cfg(feature = "ort")]
+    {
+        crate::ort_backend::discover::find_ort_library(library).is_ok()
+    }
+    #[cfg(not(feature = "ort"))]
+    {
+        let _ = library;
+        false
+    }
+}
+
 pub fn make_pooled_backend(
     kind: BackendKind,
     ort_library: Option<&Path>,

@@ -104,6 +104,8 @@ fn calibration(
     let Some(path) = calib else {
         return Ok(None);
     };
+    // As `whittle quantize` calibrates: onnxruntime unless a runtime was asked for.
+    let backend = &cx.backend.for_calibration();
     let mut data = None;
     if matches!(opts.mode, Mode::Static | Mode::Fp16) {
         (cx.progress)("calibration");
@@ -113,7 +115,7 @@ fn calibration(
             opts,
             path,
             calibrate::Prefetch::none(),
-            cx.backend,
+            backend,
             true,
             notes,
         )?);
@@ -121,12 +123,12 @@ fn calibration(
     if opts.gptq {
         (cx.progress)("layer-input moments for GPTQ");
         let d = data.get_or_insert_with(Default::default);
-        d.hessians = gptq_moments::hessians(model, opts, path, cx.backend, true, notes)?;
+        d.hessians = gptq_moments::hessians(model, opts, path, backend, true, notes)?;
     }
     if opts.bias_correction {
         (cx.progress)("layer-input means for bias correction");
         let d = data.get_or_insert_with(Default::default);
-        calibrate::means(model, opts, path, cx.backend, d, notes)?;
+        calibrate::means(model, opts, path, backend, d, notes)?;
     }
     Ok(data)
 }
