@@ -22,9 +22,9 @@ move the rate by ±0.1% per flip), and weight-only int8 (whittle), rounded to ne
 weights — the stem convolutions, under 1% of the bytes — stay float), all with the same 16
 calibration samples.
 
-Times are end to end: the wall time of the command (`whittle quantize …` as a process;
-onnxruntime's `tests/python/ort_quantize_ref.py` as a process: interpreter start, imports,
-quantization, save). Latency: median of --runs single-sample runs after 10 warm-up runs.
+Times are end to end: the median wall time of three runs of the command (`whittle quantize …`
+as a process; onnxruntime's `tests/python/ort_quantize_ref.py` as a process: interpreter
+start, imports, quantization, save). Latency: median of --runs single-sample runs after 10 warm-up runs.
 """
 import argparse
 import json
@@ -46,13 +46,17 @@ PY = sys.executable
 REF = os.path.join(ROOT, "tests/python/ort_quantize_ref.py")
 
 
-def timed(cmd):
-    t = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-400:]}")
-    return dt, r.stdout
+def timed(cmd, repeat=3):
+    """Median wall time of `repeat` runs of `cmd` (both tools alike: one run is at the mercy of
+    page-cache and scheduler noise), and the last run's stdout."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-400:]}")
+    return statistics.median(times), r.stdout
 
 
 def session(path):

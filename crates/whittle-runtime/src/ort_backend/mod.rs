@@ -175,9 +175,14 @@ impl Backend for OrtBackend {
             (self.sessions, self.intra_threads)
         };
         let build = || -> Result<Session, BackendError> {
+            // No memory pattern: planning it costs more than it saves over the tens of runs
+            // whittle makes per session (YOLOv8n with calibration reductions, 8 runs: 5%
+            // faster without; plain YOLOv8n, 48 runs: the same).
             let mut builder = Session::builder(&self.env)
                 .map_err(load_err)?
                 .with_intra_threads(intra)
+                .map_err(|e| load_err(e.into()))?
+                .with_memory_pattern(false)
                 .map_err(|e| load_err(e.into()))?;
             builder.commit_from_file(model_path).map_err(load_err)
         };
