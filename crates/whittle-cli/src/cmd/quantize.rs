@@ -327,17 +327,17 @@ pub fn run(args: QuantizeArgs) -> Result<()> {
     let mut t = Timings::default();
     let opts = options(&args)?;
     let statistics_wanted = matches!(opts.mode, Mode::Static | Mode::Fp16);
+    let original = load_model(&args.input)?;
     // Calibration (ranges, GPTQ's moments, bias correction's means) prefers onnxruntime;
     // measuring the result and timing it keep the runtime asked for (tract by default).
     let calib_backend = match &args.calib {
-        Some(_) => args.backend.for_calibration(),
+        Some(_) => args.backend.for_calibration(&original),
         None => args.backend.clone(),
     };
     let mut prefetch = match &args.calib {
         Some(path) if statistics_wanted => Some(calibrate::Prefetch::start(path, &calib_backend)),
         _ => None,
     };
-    let original = load_model(&args.input)?;
     if let Err(e) = whittle_ir::verify::verify(&original) {
         bail!(
             "{}: the input is not a valid model, so it cannot be quantized safely: {e}",

@@ -105,7 +105,7 @@ fn calibration(
         return Ok(None);
     };
     // As `whittle quantize` calibrates: onnxruntime unless a runtime was asked for.
-    let backend = &cx.backend.for_calibration();
+    let backend = &cx.backend.for_calibration(model);
     let mut data = None;
     if matches!(opts.mode, Mode::Static | Mode::Fp16) {
         (cx.progress)("calibration");
