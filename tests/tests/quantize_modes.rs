@@ -223,11 +223,7 @@ fn calibration_prefers_onnxruntime_for_models_that_gain_and_otherwise_tract() {
         digits_calib.to_str().unwrap(),
     ];
     let tiny = quantize(&fixture("digits_cnn.onnx"), &digits);
-    assert!(
-        note(&tiny.json).contains("(tract)"),
-        "{}",
-        note(&tiny.json)
-    );
+    assert!(note(&tiny.json).contains("(tract)"), "{}", note(&tiny.json));
     // PP-OCR cls (585 KB) calibrates on onnxruntime, found in the test venv; the error report
     // keeps the runtime asked for (tract by default).
     let Some(cls) =
