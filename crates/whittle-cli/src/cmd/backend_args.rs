@@ -65,8 +65,9 @@ impl BackendArgs {
     }
 
     /// The flags calibration of `model` runs with: the runtime asked for, else onnxruntime
-    /// when its library is found and the model holds at least [`ORT_CALIBRATION_BYTES`] of
-    /// tensors, else tract. Calibration reads ranges and layer inputs, which the two agree
+    /// when a library new enough to load is found (an old one in the user's environment
+    /// must not break the default) and the model holds at least [`ORT_CALIBRATION_BYTES`]
+    /// of tensors, else tract. Calibration reads ranges and layer inputs, which the two agree
     /// on to float rounding, and onnxruntime runs CNNs 2–3× faster than tract on a small
     /// machine (YOLOv8n static: 0.38 against 1.23 s end to end); on a tiny model loading its
     /// library costs more than it saves (digits CNN, 22 KB: 0.04 against 0.01 s). The notes

@@ -64,11 +64,13 @@ pub fn make_backend(
 /// [`make_backend`] whose onnxruntime models hold `sessions` sessions, so that many runs
 /// can go at once (tract models run concurrently anyway).
 /// Whether an onnxruntime library can be found (`library`, else `WHITTLE_ORT_LIB`, else
-/// discovery); the answer is cached per process, and the library is not loaded.
+/// discovery) whose file name does not say it is too old to load; the search is cached per
+/// process, and the library is not loaded.
 pub fn ort_library_found(library: Option<&Path>) -> bool {
     #[cfg(feature = "ort")]
     {
-        crate::ort_backend::discover::find_ort_library(library).is_ok()
+        use crate::ort_backend::discover::{find_ort_library, new_enough};
+        find_ort_library(library).is_ok_and(|path| new_enough(&path))
     }
     #[cfg(not(feature = "ort"))]
     {

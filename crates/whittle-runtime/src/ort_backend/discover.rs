@@ -217,6 +217,18 @@ pub fn library_in_dir(dir: &Path) -> Option<PathBuf> {
     best.map(|(_, p)| p)
 }
 
+/// The oldest onnxruntime the backend can use (the `api-31` floor of the `ort` crate).
+pub const MIN_VERSION: [u64; 2] = [1, 31];
+
+/// False when the library's file name says it is older than [`MIN_VERSION`] (loading it
+/// would fail); true for newer and for unversioned names, which only loading can tell.
+pub fn new_enough(library: &Path) -> bool {
+    library
+        .file_name()
+        .and_then(|n| library_version(&n.to_string_lossy()))
+        .is_none_or(|v| v.is_empty() || v.as_slice() >= MIN_VERSION.as_slice())
+}
+
 /// For an onnxruntime library file name, its version numbers (empty when unversioned).
 fn library_version(name: &str) -> Option<Vec<u64>> {
     let version_text = if let Some(rest) = name.strip_prefix("libonnxruntime.so") {
@@ -240,6 +252,25 @@ fn library_version(name: &str) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libraries_older_than_the_api_floor_are_not_new_enough() {
+        for (name, ok) in [
+            ("libonnxruntime.so.1.32.0", true),
+            ("libonnxruntime.so.1.31.0", true),
+            ("libonnxruntime.so.1.30.1", false),
+            ("libonnxruntime.so.1.9.0", false),
+            ("libonnxruntime.so.2.0.0", true),
+            ("libonnxruntime.1.20.0.dylib", false),
+            ("libonnxruntime.so", true),
+        ] {
+            assert_eq!(
+                new_enough(Path::new("/x").join(name).as_path()),
+                ok,
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn library_names_and_versions() {
