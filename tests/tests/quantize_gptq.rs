@@ -22,21 +22,13 @@ fn snr(q: &Quantized) -> f64 {
 fn int4_gptq_beats_round_to_nearest_in_the_same_format() {
     let rtn = digits(&["--dtype", "int4"]);
     let gptq = digits(&["--dtype", "int4", "--gptq"]);
-    let forms: Vec<String> = gptq
-        .nodes()
-        .iter()
-        .map(|n| n["form"].as_str().unwrap_or("").to_string())
-        .collect();
+    let forms = gptq.forms();
     assert_eq!(forms.len(), 3, "conv1, conv2, fc: {forms:?}");
     assert!(
         forms.iter().all(|s| s.ends_with("GPTQ rounding")),
         "{forms:?}"
     );
-    assert!(
-        rtn.nodes()
-            .iter()
-            .all(|n| !n["form"].as_str().unwrap_or("").contains("GPTQ"))
-    );
+    assert!(rtn.forms().iter().all(|f| !f.contains("GPTQ")));
     // Measured on the calibration set: 13.9 dB → 22.2 dB when this test was written.
     let (before, after) = (snr(&rtn), snr(&gptq));
     assert!(
@@ -60,9 +52,8 @@ fn int4_block_wise_gptq_rounds_blocked_weights_too() {
     let rtn = digits(&["--dtype", "int4", "--block-size", "32"]);
     let gptq = digits(&["--dtype", "int4", "--block-size", "32", "--gptq"]);
     let blocked: Vec<String> = gptq
-        .nodes()
-        .iter()
-        .map(|n| n["form"].as_str().unwrap_or("").to_string())
+        .forms()
+        .into_iter()
         .filter(|f| f.contains("block"))
         .collect();
     assert!(!blocked.is_empty(), "the Gemm's weight is blocked");
@@ -163,11 +154,7 @@ fn ort_nbits_gptq_rounds_matmulnbits_codes_with_the_same_scales() {
             quantize(&src, &args)
         };
         let (rtn, gptq) = (run(&[]), run(&["--gptq"]));
-        let forms: Vec<String> = gptq
-            .nodes()
-            .iter()
-            .map(|n| n["form"].as_str().unwrap_or("").to_string())
-            .collect();
+        let forms = gptq.forms();
         assert_eq!(forms.len(), 3, "{forms:?}");
         assert!(
             forms.iter().all(

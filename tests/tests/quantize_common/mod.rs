@@ -24,6 +24,14 @@ impl Quantized {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// Every entry's form ("" for an entry without one), in report order.
+    pub fn forms(&self) -> Vec<String> {
+        self.nodes()
+            .iter()
+            .map(|n| n["form"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     /// (node, status, reason or form) for every entry.
     pub fn statuses(&self) -> Vec<(String, String, String)> {
         self.nodes()
