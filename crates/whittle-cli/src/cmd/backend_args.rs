@@ -21,7 +21,7 @@ pub enum Runtime {
 #[derive(Args, Debug, Clone)]
 pub struct BackendArgs {
     /// Runtime that computes the numbers [default: tract; quantize's and compress's
-    /// calibration: onnxruntime when its library is found, else tract].
+    /// calibration of models of 128 KiB or more: onnxruntime when its library is found].
     #[arg(long, value_enum, value_name = "RUNTIME")]
     pub runtime: Option<Runtime>,
     /// onnxruntime library file or folder. Default: $WHITTLE_ORT_LIB, else the one inside
@@ -69,13 +69,13 @@ impl BackendArgs {
     /// must not break the default) and the model holds at least [`ORT_CALIBRATION_BYTES`]
     /// of tensors, else tract. Calibration reads ranges and layer inputs, which the two agree
     /// on to float rounding, and onnxruntime runs CNNs 2–3× faster than tract on a small
-    /// machine (YOLOv8n static: 0.38 against 1.23 s end to end); on a tiny model loading its
+    /// machine (YOLOv8n static: 0.38 against 1.18 s end to end); on a tiny model loading its
     /// library costs more than it saves (digits CNN, 22 KB: 0.04 against 0.01 s). The notes
     /// name the runtime that calibrated; `--runtime` decides.
     pub fn for_calibration(&self, model: &Model) -> BackendArgs {
         let mut b = self.clone();
         if b.runtime.is_none()
-            && tensor_bytes(&model.graph) >= ORT_CALIBRATION_BYTES
+            && whittle_passes::quantize::tensor_bytes(model) >= ORT_CALIBRATION_BYTES
             && ort_library_found(b.ort_lib.as_deref())
         {
             b.runtime = Some(Runtime::Onnxruntime);
@@ -117,13 +117,6 @@ impl BackendArgs {
 /// Tensor bytes from which calibration prefers onnxruntime (see
 /// [`BackendArgs::for_calibration`]).
 pub const ORT_CALIBRATION_BYTES: u64 = 128 * 1024;
-
-/// Bytes of every tensor of `g` and its subgraphs (initializers and attribute tensors).
-fn tensor_bytes(g: &whittle_ir::Graph) -> u64 {
-    let mut all = Vec::new();
-    whittle_ir::save::tensors_of(g, &mut all);
-    all.iter().map(|t| t.data_byte_len()).sum()
-}
 
 /// Loads a model's IR, naming the file on failure.
 pub fn load_model(path: &Path) -> Result<Model> {
